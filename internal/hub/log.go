@@ -50,7 +50,7 @@ var (
 
 // Retention says how much history a Log keeps. Zero values mean "no limit".
 type Retention struct {
-	PerTopic int   // messages kept per topic
+	PerTopic int // messages kept per topic
 	MaxAge   time.Duration
 	MaxBytes int64 // for the whole log
 	MaxMsgs  int64 // for the whole log
