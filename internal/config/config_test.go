@@ -38,7 +38,9 @@ func TestPrecedence(t *testing.T) {
 		want func(*Config) bool
 	}{
 		{"defaults", nil, nil, func(c *Config) bool { return c.Addr == ":8080" && c.SSE.Heartbeat == 15*time.Second }},
-		{"file over default", []string{"--config", path}, nil, func(c *Config) bool { return c.Addr == ":1" && c.SSE.Heartbeat == 20*time.Second && c.Retention.PerTopic == 5 }},
+		{"file over default", []string{"--config", path}, nil, func(c *Config) bool {
+			return c.Addr == ":1" && c.SSE.Heartbeat == 20*time.Second && c.Retention.PerTopic == 5
+		}},
 		{"env over file", []string{"--config=" + path}, map[string]string{"HERALD_SSE_HEARTBEAT": "30s"}, func(c *Config) bool { return c.SSE.Heartbeat == 30*time.Second && c.SSE.Retry == 3*time.Second }},
 		{"flag over env", []string{"--config", path, "--sse-heartbeat", "40s"}, map[string]string{"HERALD_SSE_HEARTBEAT": "30s"}, func(c *Config) bool { return c.SSE.Heartbeat == 40*time.Second }},
 		{"config from env", nil, map[string]string{"HERALD_CONFIG": path}, func(c *Config) bool { return c.Addr == ":1" }},
