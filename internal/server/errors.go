@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/sse"
 )
 
 // Errors of the HTTP layer itself.
@@ -38,7 +39,7 @@ func status(err error) (int, string) {
 		return http.StatusBadRequest, "bad_event"
 	case errors.Is(err, hub.ErrTooMany):
 		return http.StatusBadRequest, "too_many"
-	case errors.Is(err, hub.ErrBadMessage), errors.Is(err, ErrBadRequest):
+	case errors.Is(err, hub.ErrBadMessage), errors.Is(err, ErrBadRequest), errors.Is(err, sse.ErrBadRequest):
 		return http.StatusBadRequest, "bad_request"
 	case errors.Is(err, hub.ErrFull):
 		return http.StatusInsufficientStorage, "storage_full"

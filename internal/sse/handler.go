@@ -3,12 +3,16 @@ package sse
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"time"
 
 	"github.com/herald-push/herald/internal/hub"
 )
+
+// ErrBadRequest is wrapped by errors in the request's query, answered before the stream starts.
+var ErrBadRequest = errors.New("sse: bad request")
 
 // Subscriber is what the handler needs from the hub.
 type Subscriber interface {
@@ -70,7 +74,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	format := q.Get("format")
 	if format != "" && format != FormatRaw && format != FormatEnvelope {
-		h.fail(w, r, errors.New("sse: format must be raw or envelope"))
+		h.fail(w, r, fmt.Errorf("%w: format must be raw or envelope", ErrBadRequest))
 		return
 	}
 	f, err := hub.NewFilter(q["topic"])
