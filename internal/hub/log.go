@@ -19,7 +19,9 @@ type Log interface {
 	// Last returns the sequence of the newest message, or 0 when the log is empty.
 	Last(ctx context.Context) (uint64, error)
 
-	// Append stores msgs in order and sets each one's Seq and Time. It returns only once they
+	// Append stores msgs in order and sets each one's Seq, ID (FormatID(Epoch(), Seq)) and Time
+	// before any other goroutine can see them; messages are immutable from then on, and every
+	// message that Read, Retained and Tail return has its ID set. It returns only once they
 	// are durable by the engine's policy. A message whose IdempotencyKey was seen within the
 	// dedup window is not stored again: it gets the first message's Seq, and dup[i] is true.
 	// On error nothing is acknowledged (some messages may have been stored).

@@ -16,7 +16,7 @@ const MaxDataLen = 64 << 10
 // every subscriber that receives it: transports cache their encoding of it with Encoded.
 type Message struct {
 	Seq    uint64    // position in the log; 0 until appended
-	ID     string    // the client-facing id: epoch and Seq; set by the hub
+	ID     string    // the client-facing id, FormatID(epoch, Seq); set by the Log
 	Topics []string  // at least one; a subscriber matching several receives the message once
 	Event  string    // optional event type, e.g. "order.updated"
 	Data   []byte    // the payload, delivered as text

@@ -1,0 +1,59 @@
+// Command herald is a real-time push server: backends publish events over HTTP, browsers and
+// apps receive them over Server-Sent Events (and, with other transports, WebSocket and long
+// polling), resuming without loss after a disconnect.
+//
+//	herald serve                      run the server (embedded durable log under ./herald-data)
+//	herald publish TOPIC DATA         publish one message
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: herald <command> [flags]
+
+commands:
+  serve     run the server
+  publish   publish a message: herald publish TOPIC DATA [--event E] [--retain]
+  version   print the version
+
+Run "herald <command> -h" for the flags of a command.
+`
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "herald:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "publish":
+		return publish(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "herald", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

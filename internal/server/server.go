@@ -1,0 +1,158 @@
+// Package server is Herald's HTTP API: routes, the publish and history endpoints, health, and
+// the wiring of transports onto the hub. It maps errors to status codes in one place (errors.go).
+package server
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/sse"
+)
+
+// Config configures a Server. Zero values mean the documented default.
+type Config struct {
+	Hub          *hub.Hub // required
+	PublishKeys  []string // bearer keys allowed to publish; empty means nobody may
+	Heartbeat    time.Duration
+	Retry        time.Duration
+	MaxBody      int64        // bytes per publish request; 0 means 8 MiB
+	MaxBatch     int          // messages per publish request; 0 means 10,000
+	HistoryLimit int          // most messages per history page; 0 means 1,000
+	Web          http.Handler // served at /; nil means none
+	Logger       *slog.Logger // nil means slog.Default()
+}
+
+// Server is an http.Handler.
+type Server struct {
+	cfg      Config
+	mux      *http.ServeMux
+	sse      *sse.Handler
+	draining atomic.Bool
+}
+
+// New returns a server for cfg.
+func New(cfg Config) *Server {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 8 << 20
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 10000
+	}
+	if cfg.HistoryLimit <= 0 {
+		cfg.HistoryLimit = 1000
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.sse = &sse.Handler{
+		Hub:       cfg.Hub,
+		Heartbeat: cfg.Heartbeat,
+		Retry:     cfg.Retry,
+		Fail:      s.writeError,
+	}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("POST /publish", s.handlePublish)
+	s.mux.Handle("GET /events", s.sse)
+	s.mux.HandleFunc("GET /history", s.handleHistory)
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	if s.cfg.Web != nil {
+		s.mux.Handle("GET /", s.cfg.Web)
+	}
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r)
+}
+
+// Drain marks the server as shutting down: /readyz turns false and publishes are refused with
+// 503, so a load balancer moves traffic away before streams are closed.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case s.draining.Load():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+	case !s.cfg.Hub.Ready():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "log unavailable"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+// bearer returns the token of an "Authorization: Bearer" header, or "".
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+// allowPublish checks the publisher's key. Keys are compared in constant time.
+func (s *Server) allowPublish(r *http.Request, msgs []*hub.Message) error {
+	tok := bearer(r)
+	if tok == "" {
+		return fmt.Errorf("%w: send Authorization: Bearer <publisher key>", ErrUnauthorized)
+	}
+	for _, k := range s.cfg.PublishKeys {
+		if subtle.ConstantTimeCompare([]byte(tok), []byte(k)) == 1 {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: unknown publisher key", ErrUnauthorized)
+}
+
+type historyResponse struct {
+	Messages []jsonMessage `json:"messages"`
+	Next     string        `json:"next"`
+	Gap      *hub.Gap      `json:"gap,omitempty"`
+}
+
+// jsonMessage embeds a message's pre-encoded JSON form.
+type jsonMessage struct{ m *hub.Message }
+
+func (j jsonMessage) MarshalJSON() ([]byte, error) { return j.m.AppendJSON(nil), nil }
+
+func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f, err := hub.NewFilter(q["topic"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 {
+			s.writeError(w, r, fmt.Errorf("%w: limit must be a positive integer", ErrBadRequest))
+			return
+		}
+	}
+	limit = min(limit, s.cfg.HistoryLimit)
+	page, err := s.cfg.Hub.History(r.Context(), f, q.Get("since"), limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	resp := historyResponse{Messages: make([]jsonMessage, len(page.Messages)), Next: page.Next, Gap: page.Gap}
+	for i, m := range page.Messages {
+		resp.Messages[i] = jsonMessage{m}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}

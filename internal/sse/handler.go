@@ -1,0 +1,192 @@
+package sse
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/herald-push/herald/internal/hub"
+)
+
+// Subscriber is what the handler needs from the hub.
+type Subscriber interface {
+	Subscribe(ctx context.Context, req hub.Request) (*hub.Subscription, error)
+}
+
+// Handler streams a subscription as text/event-stream. Query: topic (repeated: topics and
+// patterns), lastEventId (first connect; the Last-Event-ID header wins), format (raw|envelope).
+type Handler struct {
+	Hub          Subscriber
+	Heartbeat    time.Duration // comment line interval; 0 means 15s
+	Retry        time.Duration // reconnection delay advised to clients; 0 means 2s
+	WriteTimeout time.Duration // per write; 0 means 10s
+	MaxBatch     int           // messages coalesced into one write; 0 means 256
+
+	// Request turns the HTTP request into a hub request, checking rights; nil means no checks.
+	// An error is answered by Fail before the stream starts.
+	Request func(r *http.Request, f *hub.Filter) (hub.Request, error)
+	// Fail answers an error before the stream starts; nil means http.Error with status 400.
+	Fail func(w http.ResponseWriter, r *http.Request, err error)
+	// OnEnd, if set, is told why each stream ended (for metrics).
+	OnEnd func(reason error)
+}
+
+func (h *Handler) defaults() {
+	if h.Heartbeat <= 0 {
+		h.Heartbeat = 15 * time.Second
+	}
+	if h.Retry <= 0 {
+		h.Retry = 2 * time.Second
+	}
+	if h.WriteTimeout <= 0 {
+		h.WriteTimeout = 10 * time.Second
+	}
+	if h.MaxBatch <= 0 {
+		h.MaxBatch = 256
+	}
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if h.Fail != nil {
+		h.Fail(w, r, err)
+		return
+	}
+	http.Error(w, err.Error(), http.StatusBadRequest)
+}
+
+// LastEventID returns the resume point of a request: the Last-Event-ID header that EventSource
+// sends on reconnect, else the lastEventId query parameter for a first connect.
+func LastEventID(r *http.Request) string {
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		return id
+	}
+	return r.URL.Query().Get("lastEventId")
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.defaults()
+	q := r.URL.Query()
+	format := q.Get("format")
+	if format != "" && format != FormatRaw && format != FormatEnvelope {
+		h.fail(w, r, errors.New("sse: format must be raw or envelope"))
+		return
+	}
+	f, err := hub.NewFilter(q["topic"])
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	req := hub.Request{Filter: f}
+	if h.Request != nil {
+		if req, err = h.Request(r, f); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	req.After = LastEventID(r)
+	sub, err := h.Hub.Subscribe(r.Context(), req)
+	if errors.Is(err, hub.ErrUnavailable) || errors.Is(err, hub.ErrClosed) {
+		// Any status but 200 makes EventSource give up for good: answer 200, advise a
+		// jittered retry, and end.
+		h.header(w)
+		w.Write(AppendRetry(AppendComment(nil, "unavailable: "+err.Error()), h.jitter()))
+		h.end(err)
+		return
+	}
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	defer sub.Close()
+	h.end(h.stream(w, r, sub, format))
+}
+
+func (h *Handler) end(reason error) {
+	if h.OnEnd != nil {
+		h.OnEnd(reason)
+	}
+}
+
+func (h *Handler) header(w http.ResponseWriter) {
+	hd := w.Header()
+	hd.Set("Content-Type", "text/event-stream; charset=utf-8")
+	hd.Set("Cache-Control", "no-cache")
+	hd.Set("X-Accel-Buffering", "no") // nginx: do not buffer this response
+	w.WriteHeader(http.StatusOK)
+}
+
+// jitter spreads reconnections over [Retry, 3*Retry) so that a restart is not a storm.
+func (h *Handler) jitter() time.Duration {
+	return h.Retry + rand.N(2*h.Retry)
+}
+
+// stream owns the connection until the client goes away or the subscription ends. All
+// writes happen here; the hub only queues.
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, format string) error {
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 0, 4096)
+	write := func() error {
+		rc.SetWriteDeadline(time.Now().Add(h.WriteTimeout))
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		buf = buf[:0]
+		return rc.Flush()
+	}
+
+	// Headers and retry advice go out now: "has headers" means "is subscribed".
+	h.header(w)
+	buf = AppendRetry(buf, h.Retry)
+	if g := sub.Gap(); g != nil {
+		buf = AppendGap(buf, g)
+	}
+	if err := write(); err != nil {
+		return err
+	}
+
+	heartbeat := time.NewTicker(h.Heartbeat)
+	defer heartbeat.Stop()
+	ctx := r.Context()
+	for {
+		b, err := sub.Take(ctx, h.MaxBatch)
+		if err != nil {
+			return err
+		}
+		for _, m := range b.Messages {
+			buf = append(buf, Encoded(m, format)...)
+		}
+		if b.Position != "" {
+			buf = AppendID(buf, b.Position)
+		}
+		if len(buf) > 0 {
+			if err := write(); err != nil {
+				return err
+			}
+			heartbeat.Reset(h.Heartbeat)
+			if len(b.Messages) > 0 || !sub.CaughtUp() {
+				continue
+			}
+		}
+		select {
+		case <-sub.Ready():
+		case <-heartbeat.C:
+			buf = append(buf, ":\n\n"...)
+			if err := write(); err != nil {
+				return err
+			}
+		case <-sub.Done():
+			// Tell the client why, and when to come back; it resumes from its last id.
+			err := sub.Err()
+			if errors.Is(err, hub.ErrClosed) {
+				buf = AppendRetry(buf, h.jitter())
+			}
+			buf = AppendComment(buf, "closed: "+err.Error())
+			write()
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
