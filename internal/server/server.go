@@ -3,12 +3,10 @@
 package server
 
 import (
-	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +55,7 @@ func New(cfg Config) *Server {
 		Heartbeat: cfg.Heartbeat,
 		Retry:     cfg.Retry,
 		Fail:      s.writeError,
+		Request:   s.subscribeRequest,
 	}
 	s.routes()
 	return s
@@ -96,29 +95,6 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// bearer returns the token of an "Authorization: Bearer" header, or "".
-func bearer(r *http.Request) string {
-	h := r.Header.Get("Authorization")
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return ""
-}
-
-// allowPublish checks the publisher's key. Keys are compared in constant time.
-func (s *Server) allowPublish(r *http.Request, msgs []*hub.Message) error {
-	tok := bearer(r)
-	if tok == "" {
-		return fmt.Errorf("%w: send Authorization: Bearer <publisher key>", ErrUnauthorized)
-	}
-	for _, k := range s.cfg.PublishKeys {
-		if subtle.ConstantTimeCompare([]byte(tok), []byte(k)) == 1 {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: unknown publisher key", ErrUnauthorized)
-}
-
 type historyResponse struct {
 	Messages []jsonMessage `json:"messages"`
 	Next     string        `json:"next"`
@@ -134,6 +110,10 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f, err := hub.NewFilter(q["topic"])
 	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if _, err := s.subscribeRequest(r, f); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

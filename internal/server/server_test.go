@@ -9,8 +9,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/herald-push/herald/internal/hub"
 	. "github.com/herald-push/herald/internal/heraldtest"
+	"github.com/herald-push/herald/internal/hub"
 	"github.com/herald-push/herald/internal/server"
 	"github.com/herald-push/herald/internal/sse"
 )
@@ -332,4 +332,3 @@ func TestHealth(t *testing.T) {
 		t.Errorf("publish while draining = %d %s, want 503", code, body)
 	}
 }
-
