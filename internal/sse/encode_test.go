@@ -77,4 +77,3 @@ func FuzzEncode(f *testing.F) {
 		}
 	})
 }
-
