@@ -139,7 +139,7 @@ export class SSEParser {
 }
 
 /**
- * Connects to the Herald server at url (its origin and path prefix, e.g. '' for the page's own).
+ * Connects to the Herald server at url: its origin and any path prefix; empty for the page's origin.
  * @param {string} url
  * @param {Options} [options]
  */
@@ -151,7 +151,7 @@ const WS_STATUS = { unauthorized: 401, forbidden: 403, bad_topic: 400, bad_reque
 class Herald {
   /** @param {string} url @param {Options} options */
   constructor(url, options) {
-    this.url = new URL(url || '.', globalThis.location?.href).href.replace(/\/+$/, '');
+    this.url = new URL(url || '/', globalThis.location?.href).href.replace(/\/+$/, '');
     this.opts = { ...DEFAULTS, ...options };
     /** @type {Set<{patterns: string[], h: Handlers}>} */
     this.subs = new Set();
