@@ -104,6 +104,7 @@ export async function routePages(context, origin) {
       const f = path.slice('/__e2e/fes/'.length);
       return join(fes, extname(f) ? f : f + '.js'); // the ESM build imports './fetch' without .js
     }
+    if (path.startsWith('/__e2e/examples/')) return join(here, '..', path.slice('/__e2e/'.length));
     return join(here, 'pages', path.slice('/__e2e/'.length));
   };
   const handler = async (route) => {
