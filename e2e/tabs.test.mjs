@@ -26,6 +26,7 @@ for (const mode of ['Web Locks', 'BroadcastChannel heartbeats']) {
       await page.evaluate((i) => window.startHerald(['tabs/all', `tabs/${i}`], { minBackoff: 100 }), i);
       tabs.push(page);
     }
+    assert.equal(await tabs[0].evaluate(() => 'locks' in navigator && !!navigator.locks), mode === 'Web Locks');
     await until('one connection for three tabs', () => connectionsTo(herald.port) === 1, 10000);
     const leaders = async (pages) => (await Promise.all(pages.map((p) => p.evaluate(() => window.h.leader)))).filter(Boolean).length;
     assert.equal(await leaders(tabs), 1, 'exactly one leader');
