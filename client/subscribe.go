@@ -137,14 +137,14 @@ func (s *subscription) stream(ctx context.Context, yield func(Message, error) bo
 	for {
 		ev, err := r.Next()
 		s.lastID = r.LastID()
+		if d := r.Retry(); d > 0 {
+			s.retry = d // includes the jittered advice of a server shutting down
+		}
 		if err != nil {
 			if cause := context.Cause(ctx); cause != nil {
 				err = cause
 			}
 			return opened, 0, err
-		}
-		if ev.Retry > 0 {
-			s.retry = ev.Retry
 		}
 		if ev.Type == sse.GapEvent {
 			g := &Gap{}

@@ -25,7 +25,7 @@ export function tempDir() { return mkdtempSync(join(tmpdir(), 'herald-e2e-')); }
  * @returns {Promise<{url: string, port: number, key: string, stop: () => Promise<void>}>}
  */
 export function startHerald({ dataDir, port = 0, engine, retry = '200ms' }) {
-  const args = ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--retry', retry, '--heartbeat', '2s'];
+  const args = ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sse-retry', retry, '--sse-heartbeat', '2s'];
   if (engine) args.push('--engine', engine);
   const proc = spawn(process.env.HERALD_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';

@@ -38,7 +38,7 @@
  * @property {(s: Status) => void} [onStatus]
  *
  * @typedef {object} Options
- * @property {string} [token]  sent as Authorization: Bearer (fetch and poll) or ?access_token= (ws)
+ * @property {string} [token]  sent as Authorization: Bearer (fetch and poll) or ?token= (ws)
  * @property {() => string | Promise<string>} [getToken]  called first and again after a 401
  * @property {'auto'|'fetch'|'eventsource'|'poll'|'ws'} [transport]  'auto' (default): fetch-streamed
  *   SSE, then long polling if a proxy holds the stream back; EventSource where fetch cannot stream
@@ -614,7 +614,7 @@ async function failure(res) {
 function wsURL(base, token) {
   const u = new URL(base + '/ws');
   u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
-  if (token) u.searchParams.set('access_token', token); // browsers cannot set headers on a WebSocket
+  if (token) u.searchParams.set('token', token); // browsers cannot set headers on a WebSocket
   return u.href;
 }
 
