@@ -28,7 +28,7 @@ class HeraldTest(unittest.TestCase):
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="herald-py-")
         cls.proc = subprocess.Popen(
-            [BIN, "serve", "--addr", "127.0.0.1:0", "--engine", "memory", "--data-dir", cls.dir, "--retry", "100ms"],
+            [BIN, "serve", "--addr", "127.0.0.1:0", "--engine", "memory", "--data-dir", cls.dir, "--sse-retry", "100ms"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = cls.proc.stdout.readline()  # "Herald is listening on http://127.0.0.1:PORT"
         if "listening on" not in line:
