@@ -16,8 +16,8 @@ import (
 
 // APIKey is a long-lived secret for a backend publisher, with its own rights.
 type APIKey struct {
-	Name   string  `yaml:"name"` // identity: "key:<name>"
-	Secret string  `yaml:"key"`
+	Name   string `yaml:"name"` // identity: "key:<name>"
+	Secret string `yaml:"key"`
 	Rights `yaml:",inline"`
 	Rate   float64 `yaml:"rate"`  // publish requests per second; 0 means unlimited
 	Burst  int     `yaml:"burst"` // 0 means 2*rate
