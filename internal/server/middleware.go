@@ -32,11 +32,11 @@ type access struct {
 	origins map[string]bool
 	anyOrig bool // "*" listed: any origin may read, without credentials
 
-	mu      sync.Mutex
-	perIP   map[string]int
-	perID   map[string]int
-	setups  chan struct{} // nil: unlimited
-	rates   rates
+	mu     sync.Mutex
+	perIP  map[string]int
+	perID  map[string]int
+	setups chan struct{} // nil: unlimited
+	rates  rates
 }
 
 func (s *Server) setupAccess() {

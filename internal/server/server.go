@@ -43,7 +43,7 @@ type Server struct {
 	mux      *http.ServeMux
 	sse      *sse.Handler
 	draining atomic.Bool
-	access // authentication, origins, admission and rates (middleware.go)
+	access   // authentication, origins, admission and rates (middleware.go)
 }
 
 // New returns a server for cfg.
