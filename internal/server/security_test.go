@@ -282,7 +282,6 @@ func TestStreamEndsAtExpiry(t *testing.T) {
 	}
 }
 
-
 // sseWith opens a stream with headers and returns a line reader over it.
 func sseWith(t *testing.T, u string, h http.Header) *lineStream {
 	t.Helper()
