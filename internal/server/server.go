@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/herald-push/herald/clients/js"
 	"github.com/herald-push/herald/internal/auth"
 	"github.com/herald-push/herald/internal/hub"
 	"github.com/herald-push/herald/internal/sse"
@@ -79,6 +80,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /history", s.handleHistory)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.Handle("GET /herald.js", heraldjs.Handler())
 	if s.cfg.Web != nil {
 		s.mux.Handle("GET /", s.cfg.Web)
 	}
