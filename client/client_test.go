@@ -18,7 +18,7 @@ import (
 	"github.com/herald-push/herald/internal/server"
 )
 
-const testKey = "hk_test"
+const testKey = "hk_test_key_0123456789"
 
 // herald is a real server: the hub over the memory engine, behind httptest.
 type herald struct {

@@ -24,8 +24,8 @@ func exampleServer() (url, key string, stop func()) {
 	for !h.Ready() {
 		time.Sleep(time.Millisecond)
 	}
-	srv := httptest.NewServer(server.New(server.Config{Hub: h, PublishKeys: []string{"hk_example"}}))
-	return srv.URL, "hk_example", func() { h.Close(); srv.Close(); cancel(); <-done }
+	srv := httptest.NewServer(server.New(server.Config{Hub: h, PublishKeys: []string{"hk_example_key_0123456789"}}))
+	return srv.URL, "hk_example_key_0123456789", func() { h.Close(); srv.Close(); cancel(); <-done }
 }
 
 func ExampleClient_Publish() {
