@@ -6,6 +6,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -216,7 +217,7 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 			return nil, err
 		}
 		retained = slices.DeleteFunc(retained, func(m *Message) bool { return m.Seq > head })
-		slices.SortFunc(retained, func(a, b *Message) int { return cmpSeq(a.Seq, b.Seq) })
+		slices.SortFunc(retained, func(a, b *Message) int { return cmp.Compare(a.Seq, b.Seq) })
 		retained = slices.CompactFunc(retained, func(a, b *Message) bool { return a.Seq == b.Seq })
 		s.backlog = retained
 	}
@@ -253,15 +254,6 @@ func (h *Hub) resumePoint(ctx context.Context, id string, f *Filter) (*uint64, *
 	return &seq, nil, nil
 }
 
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
 
 func (h *Hub) remove(s *Subscription) {
 	h.mu.Lock()
