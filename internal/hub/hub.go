@@ -254,7 +254,6 @@ func (h *Hub) resumePoint(ctx context.Context, id string, f *Filter) (*uint64, *
 	return &seq, nil, nil
 }
 
-
 func (h *Hub) remove(s *Subscription) {
 	h.mu.Lock()
 	h.idx.remove(s)
