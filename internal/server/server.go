@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/poll"
 	"github.com/herald-push/herald/internal/sse"
+	"github.com/herald-push/herald/internal/ws"
 )
 
 // Config configures a Server. Zero values mean the documented default.
@@ -20,11 +22,13 @@ type Config struct {
 	PublishKeys  []string // bearer keys allowed to publish; empty means nobody may
 	Heartbeat    time.Duration
 	Retry        time.Duration
-	MaxBody      int64        // bytes per publish request; 0 means 8 MiB
-	MaxBatch     int          // messages per publish request; 0 means 10,000
-	HistoryLimit int          // most messages per history page; 0 means 1,000
-	Web          http.Handler // served at /; nil means none
-	Logger       *slog.Logger // nil means slog.Default()
+	MaxBody      int64         // bytes per publish request; 0 means 8 MiB
+	MaxBatch     int           // messages per publish request; 0 means 10,000
+	HistoryLimit int           // most messages per history page; 0 means 1,000
+	WS           *ws.Handler   // WebSocket settings; New sets its Hub, Principal and Code; nil means defaults
+	Poll         *poll.Handler // long-polling settings; New sets its Hub, Request and Fail; nil means defaults
+	Web          http.Handler  // served at /; nil means none
+	Logger       *slog.Logger  // nil means slog.Default()
 }
 
 // Server is an http.Handler.
@@ -32,6 +36,8 @@ type Server struct {
 	cfg      Config
 	mux      *http.ServeMux
 	sse      *sse.Handler
+	ws       *ws.Handler
+	poll     *poll.Handler
 	draining atomic.Bool
 }
 
@@ -57,6 +63,7 @@ func New(cfg Config) *Server {
 		Fail:      s.writeError,
 		Request:   s.subscribeRequest,
 	}
+	s.transports()
 	s.routes()
 	return s
 }
@@ -64,6 +71,8 @@ func New(cfg Config) *Server {
 func (s *Server) routes() {
 	s.mux.HandleFunc("POST /publish", s.handlePublish)
 	s.mux.Handle("GET /events", s.sse)
+	s.mux.Handle("GET /ws", s.ws)
+	s.mux.Handle("GET /poll", s.poll)
 	s.mux.HandleFunc("GET /history", s.handleHistory)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
