@@ -36,6 +36,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	authn, err := authenticator(c, key)
+	if err != nil {
+		return err
+	}
 	retention := hub.Retention{PerTopic: c.Retention.PerTopic, MaxAge: c.Retention.MaxAge, MaxBytes: c.Retention.MaxBytes}
 	log, closeLog, err := openLog(ctx, c.Engine, c.DataDir, retention, logger)
 	if err != nil {
@@ -60,6 +64,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			PingInterval: c.WS.PingInterval, PongTimeout: c.WS.PongTimeout,
 		},
 		Poll: &poll.Handler{Timeout: c.Poll.Timeout, MaxTimeout: c.Poll.MaxTimeout},
+		Auth: authn, Cookie: c.Auth.Cookie, QueryToken: c.Auth.QueryToken,
+		Origins: c.CORS.AllowedOrigins, CORSMaxAge: c.CORS.MaxAge,
+		Limits: server.Limits{
+			ConnsPerIP: c.Limits.ConnsPerIP, ConnsPerIdentity: c.Limits.ConnsPerIdentity,
+			Handshakes: c.Limits.Handshakes, HandshakeWait: c.Limits.HandshakeWait,
+		},
 	})
 	hs := &http.Server{
 		Handler:           srv,
@@ -81,6 +91,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	announce(stdout, ln.Addr().(*net.TCPAddr), key, created, c.DataDir)
 	logger.Info("herald started", "addr", ln.Addr().String(), "engine", engineName(c.Engine), "data_dir", c.DataDir)
+	if open := anonymousSubscribe(c); len(open) == 1 && open[0] == "**" && len(c.Auth.AnonymousSubscribe) == 0 {
+		logger.Warn("anyone may subscribe to every topic without a token: configure auth.jwt_secret (or jwt_keys, jwks_url) to require tokens, see docs/security.md")
+	}
 
 	select {
 	case <-ctx.Done():

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/herald-push/herald/clients/js"
+	"github.com/herald-push/herald/internal/auth"
 	"github.com/herald-push/herald/internal/hub"
 	"github.com/herald-push/herald/internal/poll"
 	"github.com/herald-push/herald/internal/sse"
@@ -29,6 +31,15 @@ type Config struct {
 	Poll         *poll.Handler // long-polling settings; New sets its Hub, Request and Fail; nil means defaults
 	Web          http.Handler  // served at /; nil means none
 	Logger       *slog.Logger  // nil means slog.Default()
+
+	// Auth turns credentials into rights. nil means: PublishKeys may do everything and anyone
+	// may subscribe to anything (tests and the open development default).
+	Auth       *auth.Authenticator
+	Cookie     string        // cookie carrying a token; "" means herald_token
+	QueryToken bool          // accept ?token= (last resort: URLs end up in logs and history)
+	Origins    []string      // CORS allow-list of exact origins; "*" allows any, without credentials
+	CORSMaxAge time.Duration // preflight cache; 0 means 10m
+	Limits     Limits        // connection admission and rates; zero values mean no limit
 }
 
 // Server is an http.Handler.
@@ -39,6 +50,7 @@ type Server struct {
 	ws       *ws.Handler
 	poll     *poll.Handler
 	draining atomic.Bool
+	access   // authentication, origins, admission and rates (middleware.go)
 }
 
 // New returns a server for cfg.
@@ -56,11 +68,12 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.setupAccess()
 	s.sse = &sse.Handler{
 		Hub:       cfg.Hub,
 		Heartbeat: cfg.Heartbeat,
 		Retry:     cfg.Retry,
-		Fail:      s.writeError,
+		Fail:      s.failSSE,
 		Request:   s.subscribeRequest,
 	}
 	s.transports()
@@ -70,19 +83,20 @@ func New(cfg Config) *Server {
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("POST /publish", s.handlePublish)
-	s.mux.Handle("GET /events", s.sse)
-	s.mux.Handle("GET /ws", s.ws)
-	s.mux.Handle("GET /poll", s.poll)
+	s.mux.Handle("GET /events", s.admit(s.sse))
+	s.mux.Handle("GET /ws", s.admit(s.ws))
+	s.mux.Handle("GET /poll", s.admit(s.poll))
 	s.mux.HandleFunc("GET /history", s.handleHistory)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.Handle("GET /herald.js", heraldjs.Handler())
 	if s.cfg.Web != nil {
 		s.mux.Handle("GET /", s.cfg.Web)
 	}
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mux.ServeHTTP(w, r)
+	s.cors(s.mux).ServeHTTP(w, r)
 }
 
 // Drain marks the server as shutting down: /readyz turns false and publishes are refused with

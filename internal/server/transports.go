@@ -20,6 +20,10 @@ func (s *Server) transports() {
 		if err != nil {
 			return nil, err
 		}
+		// The connection counts against its identity for as long as it lasts (admit).
+		if err := s.admitIdentity(r.Context(), p.Identity()); err != nil {
+			return nil, err
+		}
 		return p, nil
 	}
 	s.ws.Code = func(err error) string {

@@ -209,7 +209,7 @@ func (c *conn) subscribe(ctx context.Context, cmd command, wg *sync.WaitGroup) e
 		err := fmt.Errorf("%w: at most %d", ErrTooMany, c.h.MaxSubscriptions)
 		return c.write(ctx, errorFrame(cmd.ref, c.h.code(err), err.Error()))
 	}
-	sub, err := c.h.Hub.Subscribe(ctx, hub.Request{Filter: cmd.filter, After: cmd.since, Identity: c.p.Identity()})
+	sub, err := c.h.Hub.Subscribe(ctx, hub.Request{Filter: cmd.filter, After: cmd.since, Identity: c.p.Identity(), Expires: c.p.Expires()})
 	if errors.Is(err, hub.ErrClosed) {
 		return &closeError{CloseRestart, "server is restarting: reconnect and resume"}
 	}

@@ -46,8 +46,8 @@ type Principal interface {
 type Handler struct {
 	Hub Hub
 	// Principal authenticates the upgrade request. An error closes the connection at once with
-	// 4001 (or 4003 when Code says "forbidden"): a browser cannot read an HTTP status from a
-	// failed handshake, but it can read a close code.
+	// 4001 (4003 when Code says "forbidden" or "origin", 1013 when the server is overloaded):
+	// a browser cannot read an HTTP status from a failed handshake, but it can read a close code.
 	Principal func(r *http.Request) (Principal, error)
 	// Code names an error for error frames ("forbidden", "bad_topic", ...); the server passes
 	// its one error table. This package's own errors are named first; nil means "internal".
@@ -167,8 +167,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if perr != nil {
 		code := websocket.StatusCode(CloseUnauthorized)
-		if h.code(perr) == "forbidden" {
+		switch h.code(perr) {
+		case "forbidden", "origin":
 			code = CloseForbidden
+		case "overloaded", "unavailable", "rate_limited":
+			code = CloseTryAgain
 		}
 		c.Close(code, reason(perr.Error()))
 		h.end(perr)

@@ -19,6 +19,7 @@ const (
 	CloseTooLarge      = 1009 // a message over the read limit (sent by the library)
 	CloseInternal      = 1011 // the log failed; reconnect and resume
 	CloseRestart       = 1012 // the server is restarting or its log was reset; reconnect and resume
+	CloseTryAgain      = 1013 // too many connections for now; reconnect later
 	CloseUnauthorized  = 4001 // missing, invalid or expired credentials
 	CloseForbidden     = 4003 // the credentials may not use this endpoint
 	CloseSlowConsumer  = 4008 // the client did not read fast enough; reconnect and resume
