@@ -13,7 +13,9 @@ import (
 
 	"github.com/herald-push/herald/internal/config"
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/poll"
 	"github.com/herald-push/herald/internal/server"
+	"github.com/herald-push/herald/internal/ws"
 	"github.com/herald-push/herald/web"
 )
 
@@ -54,6 +56,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Heartbeat: c.SSE.Heartbeat, Retry: c.SSE.Retry,
 		MaxBody: c.Limits.MaxBody, MaxBatch: c.Limits.MaxBatch,
 		Web: web.Handler(), Logger: logger,
+		WS: &ws.Handler{
+			OriginPatterns: c.WS.AllowedOrigins, AllowAnonymousPublish: c.WS.AllowAnonymousPublish,
+			Compression: c.WS.Compression, CompressionThreshold: c.WS.CompressionThreshold,
+			MaxMessage: c.WS.MaxMessage, MaxSubscriptions: c.WS.MaxSubscriptions,
+			PublishRate: c.WS.PublishRate, PublishBurst: c.WS.PublishBurst,
+			PingInterval: c.WS.PingInterval, PongTimeout: c.WS.PongTimeout,
+		},
+		Poll: &poll.Handler{Timeout: c.Poll.Timeout, MaxTimeout: c.Poll.MaxTimeout},
 		Auth: authn, Cookie: c.Auth.Cookie, QueryToken: c.Auth.QueryToken,
 		Origins: c.CORS.AllowedOrigins, CORSMaxAge: c.CORS.MaxAge,
 		Limits: server.Limits{
@@ -67,6 +77,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxHeaderBytes:    c.Limits.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(srv.CloseWebSockets) // Shutdown does not wait for hijacked connections
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return err

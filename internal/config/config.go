@@ -19,6 +19,8 @@ type Config struct {
 
 	Log       Log       `yaml:"log"`
 	SSE       SSE       `yaml:"sse"`
+	WS        WS        `yaml:"ws"`
+	Poll      Poll      `yaml:"poll"`
 	Retention Retention `yaml:"retention"`
 	Limits    Limits    `yaml:"limits"`
 	Publish   Publish   `yaml:"publish"`
@@ -37,6 +39,26 @@ type Log struct {
 type SSE struct {
 	Heartbeat time.Duration `yaml:"heartbeat" default:"15s" help:"interval of heartbeat comments; keep it below proxy read timeouts (nginx: 60s)"`
 	Retry     time.Duration `yaml:"retry" default:"2s" help:"reconnection delay advised to clients"`
+}
+
+// WS configures the WebSocket transport (GET /ws).
+type WS struct {
+	AllowedOrigins        []string      `yaml:"allowed_origins" default:"" help:"origins allowed to open a WebSocket besides the server's own host: host patterns such as app.example.com or *.example.com, or scheme://host; empty means same host only (Cross-Site WebSocket Hijacking protection)"`
+	AllowAnonymousPublish bool          `yaml:"allow_anonymous_publish" default:"false" help:"let WebSocket clients without credentials publish to any topic (the chat demo needs it); never overrides a forbidden"`
+	Compression           bool          `yaml:"compression" default:"true" help:"negotiate permessage-deflate (no context takeover) with clients that offer it"`
+	CompressionThreshold  int           `yaml:"compression_threshold" default:"512" help:"messages smaller than this many bytes are sent uncompressed"`
+	MaxMessage            int64         `yaml:"max_message" default:"131072" help:"bytes per incoming WebSocket message after decompression; past it the connection is closed with 1009"`
+	MaxSubscriptions      int           `yaml:"max_subscriptions" default:"32" help:"subscribe operations active at once per connection"`
+	PublishRate           float64       `yaml:"publish_rate" default:"20" help:"publishes per second per connection (token bucket); past it publishes get error rate_limited"`
+	PublishBurst          int           `yaml:"publish_burst" default:"40" help:"publishes a connection may send at once before publish_rate applies"`
+	PingInterval          time.Duration `yaml:"ping_interval" default:"20s" help:"interval of WebSocket pings that keep proxies from closing idle connections and detect dead peers"`
+	PongTimeout           time.Duration `yaml:"pong_timeout" default:"10s" help:"a peer that does not answer a ping within this is considered dead and disconnected"`
+}
+
+// Poll configures HTTP long polling (GET /poll).
+type Poll struct {
+	Timeout    time.Duration `yaml:"timeout" default:"25s" help:"how long a poll waits for a message when the client names no timeout"`
+	MaxTimeout time.Duration `yaml:"max_timeout" default:"55s" help:"longest wait a client may ask for; keep it below proxy read timeouts (nginx: 60s)"`
 }
 
 // Retention says how much history is kept for resuming clients and the history API.

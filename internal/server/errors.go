@@ -9,6 +9,7 @@ import (
 
 	"github.com/herald-push/herald/internal/auth"
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/poll"
 	"github.com/herald-push/herald/internal/sse"
 )
 
@@ -48,7 +49,8 @@ func status(err error) (int, string) {
 		return http.StatusBadRequest, "bad_event"
 	case errors.Is(err, hub.ErrTooMany):
 		return http.StatusBadRequest, "too_many"
-	case errors.Is(err, hub.ErrBadMessage), errors.Is(err, ErrBadRequest), errors.Is(err, sse.ErrBadRequest):
+	case errors.Is(err, hub.ErrBadMessage), errors.Is(err, ErrBadRequest), errors.Is(err, sse.ErrBadRequest),
+		errors.Is(err, poll.ErrBadRequest):
 		return http.StatusBadRequest, "bad_request"
 	case errors.Is(err, hub.ErrFull):
 		return http.StatusInsufficientStorage, "storage_full"

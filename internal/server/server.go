@@ -13,7 +13,9 @@ import (
 	"github.com/herald-push/herald/clients/js"
 	"github.com/herald-push/herald/internal/auth"
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/poll"
 	"github.com/herald-push/herald/internal/sse"
+	"github.com/herald-push/herald/internal/ws"
 )
 
 // Config configures a Server. Zero values mean the documented default.
@@ -22,11 +24,13 @@ type Config struct {
 	PublishKeys  []string // bearer keys allowed to publish; empty means nobody may
 	Heartbeat    time.Duration
 	Retry        time.Duration
-	MaxBody      int64        // bytes per publish request; 0 means 8 MiB
-	MaxBatch     int          // messages per publish request; 0 means 10,000
-	HistoryLimit int          // most messages per history page; 0 means 1,000
-	Web          http.Handler // served at /; nil means none
-	Logger       *slog.Logger // nil means slog.Default()
+	MaxBody      int64         // bytes per publish request; 0 means 8 MiB
+	MaxBatch     int           // messages per publish request; 0 means 10,000
+	HistoryLimit int           // most messages per history page; 0 means 1,000
+	WS           *ws.Handler   // WebSocket settings; New sets its Hub, Principal and Code; nil means defaults
+	Poll         *poll.Handler // long-polling settings; New sets its Hub, Request and Fail; nil means defaults
+	Web          http.Handler  // served at /; nil means none
+	Logger       *slog.Logger  // nil means slog.Default()
 
 	// Auth turns credentials into rights. nil means: PublishKeys may do everything and anyone
 	// may subscribe to anything (tests and the open development default).
@@ -43,6 +47,8 @@ type Server struct {
 	cfg      Config
 	mux      *http.ServeMux
 	sse      *sse.Handler
+	ws       *ws.Handler
+	poll     *poll.Handler
 	draining atomic.Bool
 	access   // authentication, origins, admission and rates (middleware.go)
 }
@@ -70,6 +76,7 @@ func New(cfg Config) *Server {
 		Fail:      s.failSSE,
 		Request:   s.subscribeRequest,
 	}
+	s.transports()
 	s.routes()
 	return s
 }
@@ -77,6 +84,8 @@ func New(cfg Config) *Server {
 func (s *Server) routes() {
 	s.mux.HandleFunc("POST /publish", s.handlePublish)
 	s.mux.Handle("GET /events", s.admit(s.sse))
+	s.mux.Handle("GET /ws", s.admit(s.ws))
+	s.mux.Handle("GET /poll", s.admit(s.poll))
 	s.mux.HandleFunc("GET /history", s.handleHistory)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
