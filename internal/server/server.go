@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/metrics"
 	"github.com/herald-push/herald/internal/sse"
 )
 
@@ -25,6 +26,12 @@ type Config struct {
 	HistoryLimit int          // most messages per history page; 0 means 1,000
 	Web          http.Handler // served at /; nil means none
 	Logger       *slog.Logger // nil means slog.Default()
+
+	// Operations (observe.go).
+	LogRequests bool   // log every request at info level; otherwise at debug (5xx always at error)
+	Metrics     bool   // serve /metrics here; otherwise only on the admin handler (Admin)
+	Engine      string // engine name, for herald_build_info and the dashboard
+	Version     string
 }
 
 // Server is an http.Handler.
@@ -33,6 +40,7 @@ type Server struct {
 	mux      *http.ServeMux
 	sse      *sse.Handler
 	draining atomic.Bool
+	handler  http.Handler // mux wrapped in observe
 }
 
 // New returns a server for cfg.
@@ -50,12 +58,14 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
+	s.handler = s.observe(s.mux)
 	s.sse = &sse.Handler{
 		Hub:       cfg.Hub,
 		Heartbeat: cfg.Heartbeat,
 		Retry:     cfg.Retry,
 		Fail:      s.writeError,
 		Request:   s.subscribeRequest,
+		OnEnd:     func(err error) { metrics.ConnClosed(metrics.SSE, EndReason(err)) },
 	}
 	s.routes()
 	return s
@@ -67,13 +77,17 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /history", s.handleHistory)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	if s.cfg.Metrics {
+		s.mux.Handle("GET /metrics", s.Metrics())
+	}
 	if s.cfg.Web != nil {
+		s.mux.HandleFunc("GET /api/stats", s.handleStats)
 		s.mux.Handle("GET /", s.cfg.Web)
 	}
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mux.ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 }
 
 // Drain marks the server as shutting down: /readyz turns false and publishes are refused with
