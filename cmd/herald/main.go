@@ -4,6 +4,7 @@
 //
 //	herald serve                      run the server (embedded durable log under ./herald-data)
 //	herald publish TOPIC DATA         publish one message
+//	herald healthcheck                exit 0 when the configured server is alive
 package main
 
 import (
@@ -21,6 +22,7 @@ commands:
   serve     run the server
   publish   publish a message: herald publish TOPIC DATA [--event E] [--retain]
   config    check FILE: validate a configuration file; example: print one with every default
+  healthcheck  exit 0 if the configured server answers /healthz (--ready: /readyz)
   version   print the version
 
 Run "herald <command> -h" for the flags of a command.
@@ -50,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return publish(ctx, args[1:], stdout, stderr)
 	case "config":
 		return configCmd(args[1:], stdout)
+	case "healthcheck":
+		return healthcheck(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "herald", version)
 		return nil
