@@ -52,7 +52,7 @@ var (
 	}, []string{"transport"})
 	publishDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "herald_publish_duration_seconds",
-		Help:    "Time from receiving a publish request to the log acknowledging it.",
+		Help:    "Duration of successful publish requests: parsing, validation, the log's acknowledgement and the answer.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	})
 	httpErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
