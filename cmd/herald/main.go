@@ -4,6 +4,7 @@
 //
 //	herald serve                      run the server (embedded durable log under ./herald-data)
 //	herald publish TOPIC DATA         publish one message
+//	herald token --sub ID ...         mint a development token
 //	herald healthcheck                exit 0 when the configured server is alive
 package main
 
@@ -21,6 +22,7 @@ const usage = `usage: herald <command> [flags]
 commands:
   serve     run the server
   publish   publish a message: herald publish TOPIC DATA [--event E] [--retain]
+  token     mint a development token: herald token --sub 17 --subscribe 'users/17/**' --ttl 1h
   config    check FILE: validate a configuration file; example: print one with every default
   healthcheck  exit 0 if the configured server answers /healthz (--ready: /readyz)
   version   print the version
@@ -50,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "publish":
 		return publish(ctx, args[1:], stdout, stderr)
+	case "token":
+		return token(args[1:], stdout, stderr)
 	case "config":
 		return configCmd(args[1:], stdout)
 	case "healthcheck":

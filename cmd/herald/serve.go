@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +37,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	authn, err := authenticator(c, key)
+	if err != nil {
+		return err
+	}
 	retention := hub.Retention{PerTopic: c.Retention.PerTopic, MaxAge: c.Retention.MaxAge, MaxBytes: c.Retention.MaxBytes}
 	log, closeLog, err := openLog(ctx, c.Engine, c.DataDir, retention, logger)
 	if err != nil {
@@ -58,6 +63,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Web: pages, Logger: logger,
 		LogRequests: c.Log.Requests, Metrics: c.Admin.Addr == "",
 		Engine: engineName(c.Engine), Version: version,
+		Auth: authn, Cookie: c.Auth.Cookie, QueryToken: c.Auth.QueryToken,
+		Origins: c.CORS.AllowedOrigins, CORSMaxAge: c.CORS.MaxAge,
+		Limits: server.Limits{
+			ConnsPerIP: c.Limits.ConnsPerIP, ConnsPerIdentity: c.Limits.ConnsPerIdentity,
+			Handshakes: c.Limits.Handshakes, HandshakeWait: c.Limits.HandshakeWait,
+		},
 	})
 	hs, err := httpServer(c, srv, logger)
 	if err != nil {
@@ -99,6 +110,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	announce(stdout, ln.Addr().(*net.TCPAddr), key, created, c.DataDir, hs.TLSConfig != nil)
 	logger.Info("herald started", "addr", ln.Addr().String(), "engine", engineName(c.Engine), "data_dir", c.DataDir,
 		"tls", hs.TLSConfig != nil, "h2c", c.H2C)
+	if open := anonymousSubscribe(c); len(open) == 1 && open[0] == "**" && len(c.Auth.AnonymousSubscribe) == 0 {
+		logger.Warn("anyone may subscribe to every topic without a token: configure auth.jwt_secret (or jwt_keys, jwks_url) to require tokens, see docs/security.md")
+	}
 
 	select {
 	case <-ctx.Done():
@@ -205,13 +219,16 @@ func announce(w io.Writer, addr *net.TCPAddr, key string, created bool, dataDir 
 		scheme = "https"
 	}
 	base := fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(host, fmt.Sprint(addr.Port)))
-	fmt.Fprintf(w, "Herald is listening on %s\n", base)
-	fmt.Fprintf(w, "  dashboard and demo: %s/\n", base)
-	fmt.Fprintf(w, "  subscribe (SSE):    curl -N '%s/events?topic=demo'\n", base)
-	fmt.Fprintf(w, "  publish:            curl -H 'Authorization: Bearer %s' -d topic=demo -d data=hello %s/publish\n", key, base)
+	// One write, so that a reader who sees the first line sees them all.
+	var b strings.Builder
+	fmt.Fprintf(&b, "Herald is listening on %s\n", base)
+	fmt.Fprintf(&b, "  dashboard and demo: %s/\n", base)
+	fmt.Fprintf(&b, "  subscribe (SSE):    curl -N '%s/events?topic=demo'\n", base)
+	fmt.Fprintf(&b, "  publish:            curl -H 'Authorization: Bearer %s' -d topic=demo -d data=hello %s/publish\n", key, base)
 	if created {
-		fmt.Fprintf(w, "  publisher key generated and stored in %s/%s\n", dataDir, keyFile)
+		fmt.Fprintf(&b, "  publisher key generated and stored in %s/%s\n", dataDir, keyFile)
 	}
+	io.WriteString(w, b.String())
 }
 
 func newLogger(c *config.Config, w io.Writer) (*slog.Logger, error) {

@@ -27,6 +27,8 @@ type Config struct {
 	Retention Retention `yaml:"retention"`
 	Limits    Limits    `yaml:"limits"`
 	Publish   Publish   `yaml:"publish"`
+	Auth      Auth      `yaml:"auth"`
+	CORS      CORS      `yaml:"cors"`
 	Shutdown  Shutdown  `yaml:"shutdown"`
 }
 
@@ -69,11 +71,42 @@ type Limits struct {
 	MaxBody        int64 `yaml:"max_body" default:"8388608" help:"bytes per publish request"`
 	MaxBatch       int   `yaml:"max_batch" default:"10000" help:"messages per publish request"`
 	MaxHeaderBytes int   `yaml:"max_header_bytes" default:"65536" help:"bytes of request headers (431 past it)"`
+
+	ConnsPerIP       int           `yaml:"conns_per_ip" default:"512" help:"open streaming connections per client address (0: no limit); behind a proxy all clients share its address, so raise it there"`
+	ConnsPerIdentity int           `yaml:"conns_per_identity" default:"64" help:"open streaming connections per token subject or API key (0: no limit)"`
+	Handshakes       int           `yaml:"handshakes" default:"128" help:"subscriptions being set up at once, history replay included; more wait up to handshake_wait, then SSE clients are told to retry later (0: no limit)"`
+	HandshakeWait    time.Duration `yaml:"handshake_wait" default:"1s" help:"how long a new connection may wait for a setup slot"`
+	PublishRate      float64       `yaml:"publish_rate" default:"50" help:"publish requests per second per token subject (429 past it; 0: no limit); API keys set their own in auth.keys_file"`
+	PublishBurst     int           `yaml:"publish_burst" default:"100" help:"publish requests a token subject may send at once before publish_rate applies"`
 }
 
 // Publish configures who may publish over HTTP.
 type Publish struct {
 	Keys []string `yaml:"keys" default:"" help:"publisher keys (bearer tokens) besides the one generated in the data dir; comma-separated in flags and the environment"`
+}
+
+// Auth configures tokens, API keys and anonymous access (docs/security.md).
+type Auth struct {
+	JWTSecret     string        `yaml:"jwt_secret" default:"" help:"HS256/384/512 secret for tokens, at least 32 bytes; empty: the one generated in the data dir (jwt.secret)"`
+	JWTSecretFile string        `yaml:"jwt_secret_file" default:"" help:"file holding the HMAC secret (instead of jwt_secret)"`
+	JWTKeys       []string      `yaml:"jwt_keys" default:"" help:"PEM files of public keys (RSA, EC P-256/P-384, Ed25519) for RS*/ES*/EdDSA tokens"`
+	JWKSURL       string        `yaml:"jwks_url" default:"" help:"URL of a JWKS document with public keys, cached and refetched on rotation"`
+	JWKSRefresh   time.Duration `yaml:"jwks_refresh" default:"1h" help:"how long keys fetched from jwks_url are trusted before a refetch"`
+	Issuer        string        `yaml:"issuer" default:"" help:"required iss claim, if set"`
+	Audience      string        `yaml:"audience" default:"" help:"required aud claim, if set"`
+	RequireExp    bool          `yaml:"require_exp" default:"true" help:"refuse tokens without exp"`
+	Leeway        time.Duration `yaml:"leeway" default:"5s" help:"clock skew tolerated on exp, nbf and iat"`
+	Cookie        string        `yaml:"cookie" default:"herald_token" help:"name of the HttpOnly cookie that may carry a token (native EventSource, browser WebSocket)"`
+	QueryToken    bool          `yaml:"query_token" default:"true" help:"accept a token in the token query parameter (last resort: URLs end up in logs)"`
+	KeysFile      string        `yaml:"keys_file" default:"" help:"YAML list of API keys with their own rights: - {name, key, publish: [patterns], subscribe: [patterns], rate, burst}"`
+
+	AnonymousSubscribe []string `yaml:"anonymous_subscribe" default:"" help:"topics and patterns anyone may subscribe to without a token; empty: everything (**) while no token key is configured (jwt_secret, jwt_secret_file, jwt_keys, jwks_url), nothing once one is; none: nothing"`
+}
+
+// CORS configures which web pages of other origins may call Herald.
+type CORS struct {
+	AllowedOrigins []string      `yaml:"allowed_origins" default:"" help:"exact origins (https://app.example.com) whose pages may subscribe and publish with credentials; * lets any page read without credentials"`
+	MaxAge         time.Duration `yaml:"max_age" default:"10m" help:"how long browsers may cache a preflight answer"`
 }
 
 // Shutdown configures graceful shutdown.

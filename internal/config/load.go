@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/herald-push/herald/internal/hub"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -308,8 +309,23 @@ func (c *Config) Validate() error {
 	check(c.Limits.MaxBatch >= 1, "limits.max_batch", "must be at least 1")
 	check(c.Limits.MaxHeaderBytes >= 4096, "limits.max_header_bytes", "must be at least 4096")
 	check(c.Shutdown.Drain >= 0, "shutdown.drain", "must not be negative")
+	check(c.Limits.PublishRate >= 0, "limits.publish_rate", "must not be negative")
+	check(c.Limits.HandshakeWait >= 0, "limits.handshake_wait", "must not be negative")
+	check(c.Auth.Leeway >= 0 && c.Auth.Leeway <= 5*time.Minute, "auth.leeway", "must be between 0 and 5m")
+	check(c.Auth.JWTSecret == "" || len(c.Auth.JWTSecret) >= 32, "auth.jwt_secret", "must be at least 32 bytes")
+	check(c.Auth.JWTSecret == "" || c.Auth.JWTSecretFile == "", "auth.jwt_secret_file", "set jwt_secret or jwt_secret_file, not both")
+	check(c.Auth.Cookie != "", "auth.cookie", "must not be empty")
+	for _, p := range c.Auth.AnonymousSubscribe {
+		check(p == "none" || validPattern(p), "auth.anonymous_subscribe", fmt.Sprintf("%q is not a topic or pattern", p))
+	}
+	for _, o := range c.CORS.AllowedOrigins {
+		check(o == "*" || strings.HasPrefix(o, "http://") || strings.HasPrefix(o, "https://"), "cors.allowed_origins", fmt.Sprintf("%q: an origin is scheme://host[:port], or *", o))
+	}
 	check(c.Shutdown.Delay >= 0, "shutdown.delay", "must not be negative")
 	check((c.TLS.Cert == "") == (c.TLS.Key == ""), "tls.cert", "tls.cert and tls.key must be set together")
 	check(c.Admin.Addr == "" || c.Admin.Addr != c.Addr, "admin.addr", "must differ from addr")
 	return errors.Join(errs...)
 }
+
+// validPattern reports whether p is a valid hub topic or pattern.
+func validPattern(p string) bool { return hub.ValidatePattern(p) == nil }

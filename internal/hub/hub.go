@@ -167,6 +167,7 @@ type Request struct {
 	Filter   *Filter
 	After    string // the last id the client received; empty for a new subscriber
 	Identity string
+	Expires  time.Time // zero: never; transports end the connection at this time (the hub ignores it)
 }
 
 // Subscribe registers a subscription. A new subscriber first receives the retained value of

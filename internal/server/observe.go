@@ -12,8 +12,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/herald-push/herald/internal/auth"
 	"github.com/herald-push/herald/internal/hub"
 	"github.com/herald-push/herald/internal/metrics"
+	"github.com/herald-push/herald/internal/sse"
 )
 
 // This file is what operators see of a request: its id, its log line and its metrics.
@@ -164,9 +166,10 @@ func EndReason(err error) string {
 		return metrics.ReasonShutdown
 	case errors.Is(err, hub.ErrEpoch):
 		return metrics.ReasonEpoch
-	case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrForbidden):
+	case errors.Is(err, ErrUnauthorized), errors.Is(err, ErrForbidden), errors.Is(err, sse.ErrExpired),
+		errors.Is(err, auth.ErrInvalidToken), errors.Is(err, auth.ErrForbidden):
 		return metrics.ReasonAuth
-	case errors.Is(err, hub.ErrTooMany), errors.Is(err, hub.ErrTooLarge):
+	case errors.Is(err, hub.ErrTooMany), errors.Is(err, hub.ErrTooLarge), errors.Is(err, ErrRateLimited):
 		return metrics.ReasonLimit
 	case errors.Is(err, context.DeadlineExceeded), isNetErr(err):
 		return metrics.ReasonWrite

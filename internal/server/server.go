@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/herald-push/herald/clients/js"
+	"github.com/herald-push/herald/internal/auth"
 	"github.com/herald-push/herald/internal/hub"
 	"github.com/herald-push/herald/internal/metrics"
 	"github.com/herald-push/herald/internal/sse"
@@ -27,6 +29,15 @@ type Config struct {
 	Web          http.Handler // served at /; nil means none
 	Logger       *slog.Logger // nil means slog.Default()
 
+	// Auth turns credentials into rights. nil means: PublishKeys may do everything and anyone
+	// may subscribe to anything (tests and the open development default).
+	Auth       *auth.Authenticator
+	Cookie     string        // cookie carrying a token; "" means herald_token
+	QueryToken bool          // accept ?token= (last resort: URLs end up in logs and history)
+	Origins    []string      // CORS allow-list of exact origins; "*" allows any, without credentials
+	CORSMaxAge time.Duration // preflight cache; 0 means 10m
+	Limits     Limits        // connection admission and rates; zero values mean no limit
+
 	// Operations (observe.go).
 	LogRequests bool   // log every request at info level; otherwise at debug (5xx always at error)
 	Metrics     bool   // serve /metrics here; otherwise only on the admin handler (Admin)
@@ -40,6 +51,7 @@ type Server struct {
 	mux      *http.ServeMux
 	sse      *sse.Handler
 	draining atomic.Bool
+	access                // authentication, origins, admission and rates (middleware.go)
 	handler  http.Handler // mux wrapped in observe
 }
 
@@ -58,12 +70,13 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
-	s.handler = s.observe(s.mux)
+	s.setupAccess()
+	s.handler = s.observe(s.cors(s.mux))
 	s.sse = &sse.Handler{
 		Hub:       cfg.Hub,
 		Heartbeat: cfg.Heartbeat,
 		Retry:     cfg.Retry,
-		Fail:      s.writeError,
+		Fail:      s.failSSE,
 		Request:   s.subscribeRequest,
 		OnEnd:     func(err error) { metrics.ConnClosed(metrics.SSE, EndReason(err)) },
 	}
@@ -73,10 +86,11 @@ func New(cfg Config) *Server {
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("POST /publish", s.handlePublish)
-	s.mux.Handle("GET /events", s.sse)
+	s.mux.Handle("GET /events", s.admit(s.sse))
 	s.mux.HandleFunc("GET /history", s.handleHistory)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mux.Handle("GET /herald.js", heraldjs.Handler())
 	if s.cfg.Metrics {
 		s.mux.Handle("GET /metrics", s.Metrics())
 	}

@@ -14,6 +14,9 @@ import (
 // ErrBadRequest is wrapped by errors in the request's query, answered before the stream starts.
 var ErrBadRequest = errors.New("sse: bad request")
 
+// ErrExpired ends a stream whose credential expired.
+var ErrExpired = errors.New("sse: credential expired")
+
 // Subscriber is what the handler needs from the hub.
 type Subscriber interface {
 	Subscribe(ctx context.Context, req hub.Request) (*hub.Subscription, error)
@@ -104,7 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
-	h.end(h.stream(w, r, sub, format))
+	h.end(h.stream(w, r, sub, format, req.Expires))
 }
 
 func (h *Handler) end(reason error) {
@@ -128,7 +131,7 @@ func (h *Handler) jitter() time.Duration {
 
 // stream owns the connection until the client goes away or the subscription ends. All
 // writes happen here; the hub only queues.
-func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, format string) error {
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, format string, expires time.Time) error {
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 0, 4096)
 	write := func() error {
@@ -153,7 +156,20 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscr
 	heartbeat := time.NewTicker(h.Heartbeat)
 	defer heartbeat.Stop()
 	ctx := r.Context()
+	var expired <-chan time.Time // the credential's end: the stream ends with it
+	if !expires.IsZero() {
+		t := time.NewTimer(time.Until(expires))
+		defer t.Stop()
+		expired = t.C
+	}
 	for {
+		select {
+		case <-expired: // checked here too: a busy stream may never reach the select below
+			buf = AppendComment(buf, "closed: token expired")
+			write()
+			return ErrExpired
+		default:
+		}
 		b, err := sub.Take(ctx, h.MaxBatch)
 		if err != nil {
 			return err
@@ -189,6 +205,11 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscr
 			buf = AppendComment(buf, "closed: "+err.Error())
 			write()
 			return err
+		case <-expired:
+			// The client reconnects after retry with a fresh token, or is refused with 401.
+			buf = AppendComment(buf, "closed: token expired")
+			write()
+			return ErrExpired
 		case <-ctx.Done():
 			return ctx.Err()
 		}
