@@ -5,6 +5,7 @@
 //	herald serve                      run the server (embedded durable log under ./herald-data)
 //	herald publish TOPIC DATA         publish one message
 //	herald token --sub ID ...         mint a development token
+//	herald healthcheck                exit 0 when the configured server is alive
 package main
 
 import (
@@ -23,6 +24,7 @@ commands:
   publish   publish a message: herald publish TOPIC DATA [--event E] [--retain]
   token     mint a development token: herald token --sub 17 --subscribe 'users/17/**' --ttl 1h
   config    check FILE: validate a configuration file; example: print one with every default
+  healthcheck  exit 0 if the configured server answers /healthz (--ready: /readyz)
   version   print the version
 
 Run "herald <command> -h" for the flags of a command.
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return token(args[1:], stdout, stderr)
 	case "config":
 		return configCmd(args[1:], stdout)
+	case "healthcheck":
+		return healthcheck(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "herald", version)
 		return nil

@@ -13,9 +13,14 @@ import (
 
 // Config is every setting of `herald serve`.
 type Config struct {
-	Addr    string `yaml:"addr" default:":8080" help:"listen address (host:port)"`
-	DataDir string `yaml:"data_dir" default:"herald-data" help:"directory for the embedded log and the generated publisher key; created if missing"`
-	Engine  string `yaml:"engine" default:"" help:"message log: empty for the embedded durable log, memory (nothing survives a restart), or nats://host:4222 for an external NATS JetStream"`
+	Addr      string `yaml:"addr" default:":8080" help:"listen address (host:port)"`
+	DataDir   string `yaml:"data_dir" default:"herald-data" help:"directory for the embedded log and the generated publisher key; created if missing"`
+	Engine    string `yaml:"engine" default:"" help:"message log: empty for the embedded durable log, memory (nothing survives a restart), or nats://host:4222 for an external NATS JetStream"`
+	H2C       bool   `yaml:"h2c" default:"false" help:"also accept HTTP/2 without TLS (prior knowledge), for a proxy that speaks h2c to Herald; browsers need TLS for HTTP/2"`
+	Dashboard bool   `yaml:"dashboard" default:"true" help:"serve the dashboard and demos at / and their statistics at /api/stats, which lists the busiest topic names: turn it off where topic names are private"`
+
+	TLS   TLS   `yaml:"tls"`
+	Admin Admin `yaml:"admin"`
 
 	Log       Log       `yaml:"log"`
 	SSE       SSE       `yaml:"sse"`
@@ -31,8 +36,20 @@ type Config struct {
 
 // Log configures Herald's own logging.
 type Log struct {
-	Format string `yaml:"format" default:"text" help:"log format: text or json"`
-	Level  string `yaml:"level" default:"info" help:"log level: debug, info, warn or error"`
+	Format   string `yaml:"format" default:"text" help:"log format: text or json"`
+	Level    string `yaml:"level" default:"info" help:"log level: debug, info, warn or error"`
+	Requests bool   `yaml:"requests" default:"false" help:"log every request at info level (otherwise at debug; server errors always); lines hold the request id, method, path, status, bytes and duration, never query strings, tokens or payloads"`
+}
+
+// TLS serves HTTPS (and so HTTP/2 to browsers) directly, without a proxy in front.
+type TLS struct {
+	Cert string `yaml:"cert" default:"" help:"PEM certificate chain file; with tls.key, Herald serves HTTPS and HTTP/2 on addr"`
+	Key  string `yaml:"key" default:"" help:"PEM private key file of tls.cert"`
+}
+
+// Admin is a second listener for operators: metrics and the profiler.
+type Admin struct {
+	Addr string `yaml:"addr" default:"" help:"admin listen address for /metrics, /healthz, /readyz and /debug/pprof (e.g. 127.0.0.1:9090); empty serves /metrics on addr and no profiler"`
 }
 
 // SSE configures the Server-Sent Events transport.
@@ -116,5 +133,6 @@ type CORS struct {
 
 // Shutdown configures graceful shutdown.
 type Shutdown struct {
-	Drain time.Duration `yaml:"drain" default:"10s" help:"how long in-flight requests may take to finish at shutdown"`
+	Delay time.Duration `yaml:"delay" default:"0s" help:"at shutdown, how long /readyz answers 503 while everything else carries on, so a load balancer stops sending new clients first (Kubernetes: 5s)"`
+	Drain time.Duration `yaml:"drain" default:"10s" help:"window over which open streams are closed at shutdown, spread out with reconnect advice so clients do not reconnect all at once; in-flight requests get this plus 5s to finish"`
 }

@@ -229,6 +229,27 @@ func (f flagValue) String() string {
 }
 func (f flagValue) Set(s string) error { return set(f.v, s) }
 
+// IsBoolFlag lets a boolean be switched on by its name alone: --h2c means --h2c=true.
+func (f flagValue) IsBoolFlag() bool { return f.v.IsValid() && f.v.Kind() == reflect.Bool }
+
+// UnknownEnv returns the HERALD_* variables in environ (KEY=value pairs) that name no setting:
+// most likely typos. They are reported, not rejected, because other tools (herald publish, the
+// tests) read HERALD_* variables of their own.
+func UnknownEnv(environ []string) []string {
+	known := map[string]bool{"HERALD_CONFIG": true}
+	for _, f := range fields(Default()) {
+		known[f.env] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "HERALD_") && !known[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // Load builds the configuration of `herald serve`: defaults, then the file named by --config
 // or HERALD_CONFIG, then the environment, then the flags in args. It validates the result.
 func Load(args []string, fs *flag.FlagSet, lookup func(string) (string, bool)) (*Config, error) {
@@ -306,6 +327,9 @@ func (c *Config) Validate() error {
 	for _, o := range c.CORS.AllowedOrigins {
 		check(o == "*" || strings.HasPrefix(o, "http://") || strings.HasPrefix(o, "https://"), "cors.allowed_origins", fmt.Sprintf("%q: an origin is scheme://host[:port], or *", o))
 	}
+	check(c.Shutdown.Delay >= 0, "shutdown.delay", "must not be negative")
+	check((c.TLS.Cert == "") == (c.TLS.Key == ""), "tls.cert", "tls.cert and tls.key must be set together")
+	check(c.Admin.Addr == "" || c.Admin.Addr != c.Addr, "admin.addr", "must differ from addr")
 	return errors.Join(errs...)
 }
 

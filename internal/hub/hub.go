@@ -48,6 +48,8 @@ type Stats struct {
 	Published atomic.Uint64
 	Delivered atomic.Uint64 // messages queued to subscribers
 	Evicted   atomic.Uint64 // subscriptions ended as too slow
+	Resumed   atomic.Uint64 // subscriptions that resumed from a client's last id (replay)
+	LogReads  atomic.Uint64 // history pages and catch-up pages read from the log
 }
 
 // New returns a hub over cfg.Log. It serves subscriptions only once Run has started.
@@ -186,6 +188,9 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 	if err != nil {
 		return nil, err
 	}
+	if after != nil {
+		h.stats.Resumed.Add(1)
+	}
 	s := &Subscription{
 		hub: h, filter: req.Filter, Identity: req.Identity, max: h.cfg.QueueLen, gap: gap,
 		ready: make(chan struct{}, 1), done: make(chan struct{}),
@@ -275,6 +280,13 @@ func (h *Hub) Close() {
 }
 
 func (h *Hub) evictAll(reason error) {
+	for _, s := range h.all() {
+		s.end(reason)
+	}
+}
+
+// all returns every registered subscription once.
+func (h *Hub) all() []*Subscription {
 	h.mu.Lock()
 	var all []*Subscription
 	seen := make(map[*Subscription]bool)
@@ -289,7 +301,5 @@ func (h *Hub) evictAll(reason error) {
 		}
 	}
 	h.mu.Unlock()
-	for _, s := range all {
-		s.end(reason)
-	}
+	return all
 }

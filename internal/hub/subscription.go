@@ -117,6 +117,7 @@ func (s *Subscription) catchUp(ctx context.Context, max int) (Batch, error) {
 		return Batch{Messages: out}, nil
 	}
 	if s.cursor < s.upto {
+		s.hub.stats.LogReads.Add(1)
 		msgs, err := s.hub.log.Read(ctx, s.cursor, s.upto, s.filter, max)
 		if err != nil {
 			return Batch{}, err

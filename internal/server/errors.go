@@ -9,6 +9,7 @@ import (
 
 	"github.com/herald-push/herald/internal/auth"
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/metrics"
 	"github.com/herald-push/herald/internal/poll"
 	"github.com/herald-push/herald/internal/sse"
 )
@@ -64,6 +65,7 @@ func status(err error) (int, string) {
 // writeError answers err as JSON: {"error": code, "message": text}.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code, name := status(err)
+	metrics.HTTPError(name)
 	msg := err.Error()
 	switch code {
 	case http.StatusInternalServerError:

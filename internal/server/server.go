@@ -13,6 +13,7 @@ import (
 	"github.com/herald-push/herald/clients/js"
 	"github.com/herald-push/herald/internal/auth"
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/metrics"
 	"github.com/herald-push/herald/internal/poll"
 	"github.com/herald-push/herald/internal/sse"
 	"github.com/herald-push/herald/internal/ws"
@@ -40,6 +41,12 @@ type Config struct {
 	Origins    []string      // CORS allow-list of exact origins; "*" allows any, without credentials
 	CORSMaxAge time.Duration // preflight cache; 0 means 10m
 	Limits     Limits        // connection admission and rates; zero values mean no limit
+
+	// Operations (observe.go).
+	LogRequests bool   // log every request at info level; otherwise at debug (5xx always at error)
+	Metrics     bool   // serve /metrics here; otherwise only on the admin handler (Admin)
+	Engine      string // engine name, for herald_build_info and the dashboard
+	Version     string
 }
 
 // Server is an http.Handler.
@@ -50,7 +57,8 @@ type Server struct {
 	ws       *ws.Handler
 	poll     *poll.Handler
 	draining atomic.Bool
-	access   // authentication, origins, admission and rates (middleware.go)
+	access                // authentication, origins, admission and rates (middleware.go)
+	handler  http.Handler // mux wrapped in observe
 }
 
 // New returns a server for cfg.
@@ -69,12 +77,14 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.setupAccess()
+	s.handler = s.observe(s.cors(s.mux))
 	s.sse = &sse.Handler{
 		Hub:       cfg.Hub,
 		Heartbeat: cfg.Heartbeat,
 		Retry:     cfg.Retry,
 		Fail:      s.failSSE,
 		Request:   s.subscribeRequest,
+		OnEnd:     func(err error) { metrics.ConnClosed(metrics.SSE, EndReason(err)) },
 	}
 	s.transports()
 	s.routes()
@@ -85,18 +95,22 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /publish", s.handlePublish)
 	s.mux.Handle("GET /events", s.admit(s.sse))
 	s.mux.Handle("GET /ws", s.admit(s.ws))
-	s.mux.Handle("GET /poll", s.admit(s.poll))
+	s.mux.Handle("GET /poll", s.admit(countPolls(s.poll)))
 	s.mux.HandleFunc("GET /history", s.handleHistory)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.Handle("GET /herald.js", heraldjs.Handler())
+	if s.cfg.Metrics {
+		s.mux.Handle("GET /metrics", s.Metrics())
+	}
 	if s.cfg.Web != nil {
+		s.mux.HandleFunc("GET /api/stats", s.handleStats)
 		s.mux.Handle("GET /", s.cfg.Web)
 	}
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.cors(s.mux).ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 }
 
 // Drain marks the server as shutting down: /readyz turns false and publishes are refused with

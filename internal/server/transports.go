@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 
+	"github.com/herald-push/herald/internal/metrics"
 	"github.com/herald-push/herald/internal/poll"
 	"github.com/herald-push/herald/internal/ws"
 )
@@ -30,6 +31,8 @@ func (s *Server) transports() {
 		_, name := status(err)
 		return name
 	}
+	s.ws.OnStart = func() { metrics.ConnOpened(metrics.WS) }
+	s.ws.OnEnd = func(err error) { metrics.ConnClosed(metrics.WS, EndReason(err)) }
 	if s.ws.Logger == nil {
 		s.ws.Logger = s.cfg.Logger
 	}
@@ -40,6 +43,15 @@ func (s *Server) transports() {
 	s.poll.Hub = s.cfg.Hub
 	s.poll.Request = s.subscribeRequest
 	s.poll.Fail = s.writeError
+}
+
+// countPolls counts each held long-poll request as a connection while it lasts.
+func countPolls(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		metrics.ConnOpened(metrics.Poll)
+		defer metrics.ConnClosed(metrics.Poll, metrics.ReasonClient)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // CloseWebSockets ends every WebSocket connection with 1001 and refuses new ones.

@@ -74,8 +74,9 @@ type Handler struct {
 	WriteTimeout     time.Duration // per write; 0 means 10s
 	MaxBatch         int           // messages taken from a subscription at once; 0 means 256
 
-	Logger *slog.Logger    // nil means slog.Default()
-	OnEnd  func(err error) // if set, told why each connection ended (for metrics)
+	Logger  *slog.Logger    // nil means slog.Default()
+	OnStart func()          // if set, told of each accepted connection (for metrics)
+	OnEnd   func(err error) // if set, told why each accepted connection ended
 
 	once  sync.Once
 	mu    sync.Mutex
@@ -162,8 +163,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// (Cross-Site WebSocket Hijacking). It answers 403 itself.
 	c, err := websocket.Accept(w, r, opts)
 	if err != nil {
-		h.end(err)
-		return
+		return // Accept has answered the HTTP request
+	}
+	if h.OnStart != nil {
+		h.OnStart()
 	}
 	if perr != nil {
 		code := websocket.StatusCode(CloseUnauthorized)
@@ -183,6 +186,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cn := newConn(h, c, p)
 	if !h.track(cn) {
 		c.Close(CloseGoingAway, "server is shutting down")
+		h.end(hub.ErrClosed)
 		return
 	}
 	defer h.untrack(cn)
