@@ -21,6 +21,7 @@ commands:
   serve     run the server
   publish   publish a message: herald publish TOPIC DATA [--event E] [--retain]
   config    check FILE: validate a configuration file; example: print one with every default
+  bench     load generator: herald bench --n 10000 --rate 100 --compare naive
   version   print the version
 
 Run "herald <command> -h" for the flags of a command.
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "publish":
 		return publish(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "config":
 		return configCmd(args[1:], stdout)
 	case "version":
