@@ -111,15 +111,9 @@ func (p *publisher) rateLoop(ctx context.Context, counts map[int]int64) error {
 				batch = append(batch, t)
 			}
 			body = append(body, ']')
-			if err := p.post(ctx, body); err != nil {
-				if ctx.Err() != nil {
-					// Not known whether it was accepted: the run ends here and the loss
-					// check may count these.
-					for _, t := range batch {
-						seqs[t]--
-					}
-					return ctx.Err()
-				}
+			// A request once sent is not cancelled at the deadline: whether it was accepted
+			// must be known for the loss count.
+			if err := p.post(context.WithoutCancel(ctx), body); err != nil {
 				p.errors.Add(1)
 				return err
 			}
@@ -226,12 +220,11 @@ func runChurn(ctx context.Context, cfg *Config, base *url.URL, tr Transport, r *
 					case <-time.After(time.Until(at)):
 					}
 				}
-				c, err := open(ctx, cfg, base, tr, int(i), []string{topicName(int(i) % cfg.Topics)})
+				// Connects started before the end are allowed to finish.
+				c, err := open(context.WithoutCancel(ctx), cfg, base, tr, int(i), []string{topicName(int(i) % cfg.Topics)})
 				if err != nil {
-					if ctx.Err() == nil {
-						failed.Add(1)
-						firstErr.CompareAndSwap(nil, err)
-					}
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
 					continue
 				}
 				c.Close()
