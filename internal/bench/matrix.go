@@ -119,10 +119,19 @@ func RunMatrix(ctx context.Context, mc MatrixConfig) error {
 	if mc.Doc != "" {
 		var b bytes.Buffer
 		writeReport(&b, mc, rows)
+		// Hand-written analysis below the marker survives regeneration.
+		if old, err := os.ReadFile(mc.Doc); err == nil {
+			if i := bytes.Index(old, []byte(notesMarker)); i >= 0 {
+				b.Write(old[i:])
+			}
+		}
 		return os.WriteFile(mc.Doc, b.Bytes(), 0o644)
 	}
 	return nil
 }
+
+// notesMarker starts the hand-written part of the report, kept when it is regenerated.
+const notesMarker = "<!-- notes: everything below is written by hand and kept by make bench -->"
 
 func writeReport(w io.Writer, mc MatrixConfig, rows []MatrixRow) {
 	engine := mc.Engine
