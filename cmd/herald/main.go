@@ -4,6 +4,7 @@
 //
 //	herald serve                      run the server (embedded durable log under ./herald-data)
 //	herald publish TOPIC DATA         publish one message
+//	herald token --sub ID ...         mint a development token
 package main
 
 import (
@@ -20,6 +21,7 @@ const usage = `usage: herald <command> [flags]
 commands:
   serve     run the server
   publish   publish a message: herald publish TOPIC DATA [--event E] [--retain]
+  token     mint a development token: herald token --sub 17 --subscribe 'users/17/**' --ttl 1h
   config    check FILE: validate a configuration file; example: print one with every default
   bench     load generator: herald bench --n 10000 --rate 100 --compare naive
   version   print the version
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return publish(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
+	case "token":
+		return token(args[1:], stdout, stderr)
 	case "config":
 		return configCmd(args[1:], stdout)
 	case "version":

@@ -13,7 +13,9 @@ import (
 
 	"github.com/herald-push/herald/internal/config"
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/poll"
 	"github.com/herald-push/herald/internal/server"
+	"github.com/herald-push/herald/internal/ws"
 	"github.com/herald-push/herald/web"
 )
 
@@ -34,6 +36,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	authn, err := authenticator(c, key)
+	if err != nil {
+		return err
+	}
 	retention := hub.Retention{PerTopic: c.Retention.PerTopic, MaxAge: c.Retention.MaxAge, MaxBytes: c.Retention.MaxBytes}
 	log, closeLog, err := openLog(ctx, c.Engine, c.DataDir, retention, logger)
 	if err != nil {
@@ -50,6 +56,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Heartbeat: c.SSE.Heartbeat, Retry: c.SSE.Retry,
 		MaxBody: c.Limits.MaxBody, MaxBatch: c.Limits.MaxBatch,
 		Web: web.Handler(), Logger: logger,
+		WS: &ws.Handler{
+			OriginPatterns: c.WS.AllowedOrigins, AllowAnonymousPublish: c.WS.AllowAnonymousPublish,
+			Compression: c.WS.Compression, CompressionThreshold: c.WS.CompressionThreshold,
+			MaxMessage: c.WS.MaxMessage, MaxSubscriptions: c.WS.MaxSubscriptions,
+			PublishRate: c.WS.PublishRate, PublishBurst: c.WS.PublishBurst,
+			PingInterval: c.WS.PingInterval, PongTimeout: c.WS.PongTimeout,
+		},
+		Poll: &poll.Handler{Timeout: c.Poll.Timeout, MaxTimeout: c.Poll.MaxTimeout},
+		Auth: authn, Cookie: c.Auth.Cookie, QueryToken: c.Auth.QueryToken,
+		Origins: c.CORS.AllowedOrigins, CORSMaxAge: c.CORS.MaxAge,
+		Limits: server.Limits{
+			ConnsPerIP: c.Limits.ConnsPerIP, ConnsPerIdentity: c.Limits.ConnsPerIdentity,
+			Handshakes: c.Limits.Handshakes, HandshakeWait: c.Limits.HandshakeWait,
+		},
 	})
 	hs := &http.Server{
 		Handler:           srv,
@@ -57,6 +77,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		MaxHeaderBytes:    c.Limits.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(srv.CloseWebSockets) // Shutdown does not wait for hijacked connections
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return err
@@ -70,6 +91,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	announce(stdout, ln.Addr().(*net.TCPAddr), key, created, c.DataDir)
 	logger.Info("herald started", "addr", ln.Addr().String(), "engine", engineName(c.Engine), "data_dir", c.DataDir)
+	if open := anonymousSubscribe(c); len(open) == 1 && open[0] == "**" && len(c.Auth.AnonymousSubscribe) == 0 {
+		logger.Warn("anyone may subscribe to every topic without a token: configure auth.jwt_secret (or jwt_keys, jwks_url) to require tokens, see docs/security.md")
+	}
 
 	select {
 	case <-ctx.Done():

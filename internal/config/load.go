@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/herald-push/herald/internal/hub"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -277,6 +278,12 @@ func (c *Config) Validate() error {
 	check(strings.Contains("debug info warn error", c.Log.Level) && c.Log.Level != "", "log.level", "must be debug, info, warn or error")
 	check(c.SSE.Heartbeat >= time.Second, "sse.heartbeat", "must be at least 1s")
 	check(c.SSE.Retry >= 100*time.Millisecond, "sse.retry", "must be at least 100ms")
+	check(c.WS.CompressionThreshold >= 0, "ws.compression_threshold", "must not be negative")
+	check(c.WS.MaxMessage >= 1024, "ws.max_message", "must be at least 1024")
+	check(c.WS.MaxSubscriptions >= 1, "ws.max_subscriptions", "must be at least 1")
+	check(c.WS.PublishRate > 0 && c.WS.PublishBurst >= 1, "ws.publish_rate", "rate must be positive and burst at least 1")
+	check(c.WS.PingInterval >= time.Second && c.WS.PongTimeout >= time.Second, "ws.ping_interval", "ping interval and pong timeout must be at least 1s")
+	check(c.Poll.Timeout >= time.Second && c.Poll.Timeout <= c.Poll.MaxTimeout, "poll.timeout", "must be at least 1s and at most poll.max_timeout")
 	check(c.Retention.PerTopic >= 0, "retention.per_topic", "must not be negative")
 	check(c.Retention.MaxAge >= 0, "retention.max_age", "must not be negative")
 	check(c.Retention.MaxBytes >= 0, "retention.max_bytes", "must not be negative")
@@ -287,5 +294,20 @@ func (c *Config) Validate() error {
 	check(c.Limits.MaxBatch >= 1, "limits.max_batch", "must be at least 1")
 	check(c.Limits.MaxHeaderBytes >= 4096, "limits.max_header_bytes", "must be at least 4096")
 	check(c.Shutdown.Drain >= 0, "shutdown.drain", "must not be negative")
+	check(c.Limits.PublishRate >= 0, "limits.publish_rate", "must not be negative")
+	check(c.Limits.HandshakeWait >= 0, "limits.handshake_wait", "must not be negative")
+	check(c.Auth.Leeway >= 0 && c.Auth.Leeway <= 5*time.Minute, "auth.leeway", "must be between 0 and 5m")
+	check(c.Auth.JWTSecret == "" || len(c.Auth.JWTSecret) >= 32, "auth.jwt_secret", "must be at least 32 bytes")
+	check(c.Auth.JWTSecret == "" || c.Auth.JWTSecretFile == "", "auth.jwt_secret_file", "set jwt_secret or jwt_secret_file, not both")
+	check(c.Auth.Cookie != "", "auth.cookie", "must not be empty")
+	for _, p := range c.Auth.AnonymousSubscribe {
+		check(p == "none" || validPattern(p), "auth.anonymous_subscribe", fmt.Sprintf("%q is not a topic or pattern", p))
+	}
+	for _, o := range c.CORS.AllowedOrigins {
+		check(o == "*" || strings.HasPrefix(o, "http://") || strings.HasPrefix(o, "https://"), "cors.allowed_origins", fmt.Sprintf("%q: an origin is scheme://host[:port], or *", o))
+	}
 	return errors.Join(errs...)
 }
+
+// validPattern reports whether p is a valid hub topic or pattern.
+func validPattern(p string) bool { return hub.ValidatePattern(p) == nil }

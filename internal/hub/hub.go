@@ -6,6 +6,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -165,6 +166,7 @@ type Request struct {
 	Filter   *Filter
 	After    string // the last id the client received; empty for a new subscriber
 	Identity string
+	Expires  time.Time // zero: never; transports end the connection at this time (the hub ignores it)
 }
 
 // Subscribe registers a subscription. A new subscriber first receives the retained value of
@@ -215,7 +217,7 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 			return nil, err
 		}
 		retained = slices.DeleteFunc(retained, func(m *Message) bool { return m.Seq > head })
-		slices.SortFunc(retained, func(a, b *Message) int { return cmpSeq(a.Seq, b.Seq) })
+		slices.SortFunc(retained, func(a, b *Message) int { return cmp.Compare(a.Seq, b.Seq) })
 		retained = slices.CompactFunc(retained, func(a, b *Message) bool { return a.Seq == b.Seq })
 		s.backlog = retained
 	}
@@ -250,16 +252,6 @@ func (h *Hub) resumePoint(ctx context.Context, id string, f *Filter) (*uint64, *
 		return &seq, &Gap{Reason: GapTrimmed, LastEventID: id, Message: "messages after this id were removed by retention; sending what remains"}, nil
 	}
 	return &seq, nil, nil
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (h *Hub) remove(s *Subscription) {

@@ -16,6 +16,9 @@ import (
 // ErrBadRequest is wrapped by errors in the request's query, answered before the stream starts.
 var ErrBadRequest = errors.New("sse: bad request")
 
+// ErrExpired ends a stream whose credential expired.
+var ErrExpired = errors.New("sse: credential expired")
+
 // Subscriber is what the handler needs from the hub.
 type Subscriber interface {
 	Subscribe(ctx context.Context, req hub.Request) (*hub.Subscription, error)
@@ -41,6 +44,11 @@ type Handler struct {
 	Fail func(w http.ResponseWriter, r *http.Request, err error)
 	// OnEnd, if set, is told why each stream ended (for metrics).
 	OnEnd func(reason error)
+	// Detach, if set, is called when the writer pool takes a connection over and the handler
+	// is about to return: it returns what to call when the connection really ends (for
+	// example to release a connection-limit slot that the wrapping middleware would
+	// otherwise release when the handler returns).
+	Detach func(r *http.Request) (release func())
 
 	once sync.Once
 	pool *pool
@@ -120,7 +128,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	err = h.stream(w, r, sub, format)
+	err = h.stream(w, r, sub, format, req.Expires)
 	if errors.Is(err, errHandedOff) {
 		return // the writer pool owns the connection and the subscription now
 	}
@@ -149,9 +157,14 @@ func (h *Handler) handoff(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 	nc.SetDeadline(time.Time{})
 	// net/http chose chunked encoding for an HTTP/1.1 response with no length; HTTP/1.0
 	// responses end when the connection closes.
-	if err := h.pool.add(nc, sub, format, r.ProtoAtLeast(1, 1)); err != nil {
+	release := func() {}
+	if h.Detach != nil {
+		release = h.Detach(r)
+	}
+	if err := h.pool.add(nc, sub, format, r.ProtoAtLeast(1, 1), release); err != nil {
 		nc.Close()
 		sub.Close()
+		release()
 		h.end(err)
 	}
 	return true
@@ -178,7 +191,7 @@ func (h *Handler) jitter() time.Duration {
 
 // stream owns the connection until the client goes away or the subscription ends. All
 // writes happen here; the hub only queues.
-func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, format string) error {
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, format string, expires time.Time) error {
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 0, 4096)
 	write := func() error {
@@ -203,7 +216,20 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscr
 	heartbeat := time.NewTicker(h.Heartbeat)
 	defer heartbeat.Stop()
 	ctx := r.Context()
+	var expired <-chan time.Time // the credential's end: the stream ends with it
+	if !expires.IsZero() {
+		t := time.NewTimer(time.Until(expires))
+		defer t.Stop()
+		expired = t.C
+	}
 	for {
+		select {
+		case <-expired: // checked here too: a busy stream may never reach the select below
+			buf = AppendComment(buf, "closed: token expired")
+			write()
+			return ErrExpired
+		default:
+		}
 		b, err := sub.Take(ctx, h.MaxBatch)
 		if err != nil {
 			return err
@@ -223,7 +249,9 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscr
 				continue
 			}
 		}
-		if sub.CaughtUp() && h.handoff(w, r, sub, format) {
+		// Streams whose credential expires stay here, where the expiry timer is (the pool
+		// has no per-connection timers yet).
+		if sub.CaughtUp() && expires.IsZero() && h.handoff(w, r, sub, format) {
 			return errHandedOff
 		}
 		select {
@@ -242,6 +270,11 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscr
 			buf = AppendComment(buf, "closed: "+err.Error())
 			write()
 			return err
+		case <-expired:
+			// The client reconnects after retry with a fresh token, or is refused with 401.
+			buf = AppendComment(buf, "closed: token expired")
+			write()
+			return ErrExpired
 		case <-ctx.Done():
 			return ctx.Err()
 		}

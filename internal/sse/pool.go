@@ -51,6 +51,7 @@ type conn struct {
 	format  string
 	chunked bool // frames are HTTP/1.1 chunks
 	w       *worker
+	release func() // called once when the connection ends
 
 	queued atomic.Bool           // in the worker's run queue
 	busy   atomic.Bool           // a flusher goroutine owns the socket
@@ -73,7 +74,7 @@ type worker struct {
 var errPeerGone = errors.New("sse: client went away")
 
 // add takes over a hijacked connection whose subscription has caught up.
-func (p *pool) add(nc net.Conn, sub *hub.Subscription, format string, chunked bool) error {
+func (p *pool) add(nc net.Conn, sub *hub.Subscription, format string, chunked bool, release func()) error {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {
 		return errors.New("sse: connection has no file descriptor")
@@ -83,7 +84,7 @@ func (p *pool) add(nc net.Conn, sub *hub.Subscription, format string, chunked bo
 		return err
 	}
 	w := p.workers[int(p.next.Add(1))%len(p.workers)]
-	c := &conn{nc: nc, raw: raw, sub: sub, format: format, chunked: chunked, w: w, last: time.Now()}
+	c := &conn{nc: nc, raw: raw, sub: sub, format: format, chunked: chunked, w: w, last: time.Now(), release: release}
 	w.mu.Lock()
 	w.conns[c] = struct{}{}
 	w.startLocked()
@@ -276,6 +277,7 @@ func (w *worker) close(c *conn, reason error) {
 	w.p.watch.remove(c)
 	c.nc.Close()
 	c.sub.Close()
+	c.release()
 	w.mu.Lock()
 	delete(w.conns, c)
 	w.mu.Unlock()

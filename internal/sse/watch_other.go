@@ -16,6 +16,6 @@ type pool struct{}
 
 func newPool(*Handler, int) *pool { return nil }
 
-func (*pool) add(net.Conn, *hub.Subscription, string, bool) error {
+func (*pool) add(net.Conn, *hub.Subscription, string, bool, func()) error {
 	return errors.New("sse: writer pool not supported on this platform")
 }
