@@ -25,6 +25,7 @@ commands:
   token     mint a development token: herald token --sub 17 --subscribe 'users/17/**' --ttl 1h
   config    check FILE: validate a configuration file; example: print one with every default
   healthcheck  exit 0 if the configured server answers /healthz (--ready: /readyz)
+  bench     load generator: herald bench --n 10000 --rate 100 --compare naive
   version   print the version
 
 Run "herald <command> -h" for the flags of a command.
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "publish":
 		return publish(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "token":
 		return token(args[1:], stdout, stderr)
 	case "config":

@@ -328,3 +328,25 @@ func (r *rates) take(key string, rate float64, burst int, now time.Time) time.Du
 	}
 	return time.Duration((1 - b.tokens) / rate * float64(time.Second))
 }
+
+// detach moves a streaming connection's admission out of admit, for a transport that keeps
+// the connection after its handler returns (the SSE writer pool): the returned func releases
+// it when the connection really ends.
+func detach(r *http.Request) func() {
+	adm, _ := r.Context().Value(admissionKey{}).(*admission)
+	if adm == nil {
+		return func() {}
+	}
+	adm.mu.Lock()
+	release := adm.release
+	adm.release = nil
+	adm.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			for _, f := range release {
+				f()
+			}
+		})
+	}
+}

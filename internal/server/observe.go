@@ -158,7 +158,7 @@ func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // EndReason names why a subscriber connection ended, for herald_disconnects_total.
 func EndReason(err error) string {
 	switch {
-	case err == nil, errors.Is(err, context.Canceled):
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, sse.ErrClientGone):
 		return metrics.ReasonClient
 	case errors.Is(err, hub.ErrSlow):
 		return metrics.ReasonSlow

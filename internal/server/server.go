@@ -85,6 +85,8 @@ func New(cfg Config) *Server {
 		Fail:      s.failSSE,
 		Request:   s.subscribeRequest,
 		OnEnd:     func(err error) { metrics.ConnClosed(metrics.SSE, EndReason(err)) },
+		Detach:    detach,
+		OnWrite:   func(n int) { metrics.Written(metrics.SSE, n) },
 	}
 	s.transports()
 	s.routes()
