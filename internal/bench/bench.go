@@ -26,7 +26,9 @@ type Config struct {
 	URL       string // the server, e.g. http://127.0.0.1:8080
 	Key       string // publisher key (Authorization: Bearer)
 	PID       int    // the server's process id, for RSS and CPU; 0 means not measured
-	Transport string // sse; "" means sse
+	Transport string // sse, ws, ws-deflate, poll or mixed; "" means sse
+	Compress  bool   // ws and mixed: offer permessage-deflate (ws-deflate)
+	Payload   string // text (default: ~seq~ and padding) or json (a realistic JSON event)
 
 	Mode        string        // fanout (default), publish or churn
 	N           int           // subscribers
@@ -49,6 +51,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.Transport == "" {
 		c.Transport = "sse"
+	}
+	if c.Payload == "" {
+		c.Payload = "text"
 	}
 	if c.Mode == "" {
 		c.Mode = "fanout"
@@ -95,6 +100,7 @@ type Result struct {
 	Topics    int     `json:"topics"`
 	Rate      float64 `json:"rate_requested"` // messages/s; 0: as fast as accepted
 	Size      int     `json:"size"`
+	Payload   string  `json:"payload"`
 	Seconds   float64 `json:"seconds"`
 
 	ConnectSeconds float64 `json:"connect_seconds,omitempty"`
@@ -122,7 +128,26 @@ type Result struct {
 	CPUSeconds    float64 `json:"cpu_seconds,omitempty"`
 	CPUPerMillion float64 `json:"cpu_seconds_per_million_deliveries,omitempty"`
 
+	// Bytes read by the subscribers from the start of publishing to the end of the drain,
+	// at the TCP level: what the server put on the wire (framing and compression included).
+	WireBytes        int64   `json:"wire_bytes,omitempty"`
+	BytesPerDelivery float64 `json:"wire_bytes_per_delivery,omitempty"`
+
+	// ByTransport splits deliveries and latency by transport when subscribers were mixed.
+	ByTransport []TransportResult `json:"by_transport,omitempty"`
+
 	ChurnPerSec float64 `json:"connects_per_sec,omitempty"`
+}
+
+// TransportResult is the share of one transport in a mixed run.
+type TransportResult struct {
+	Transport        string  `json:"transport"`
+	N                int     `json:"subscribers"`
+	Delivered        int64   `json:"deliveries"`
+	Lost             int64   `json:"lost"`
+	P50              float64 `json:"latency_p50_ms"`
+	P99              float64 `json:"latency_p99_ms"`
+	BytesPerDelivery float64 `json:"wire_bytes_per_delivery"`
 }
 
 // LossFreeRate is the deliveries/s achieved when nothing was lost or duplicated, else 0.
@@ -140,12 +165,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr, ok := Transports[cfg.Transport]
-	if !ok {
-		return nil, fmt.Errorf("bench: unknown transport %q", cfg.Transport)
+	tr, err := transportFor(&cfg)
+	if err != nil {
+		return nil, err
 	}
-	r := &Result{Target: cfg.URL, Mode: cfg.Mode, Transport: tr.Name(), N: cfg.N, Topics: cfg.Topics,
-		Rate: cfg.Rate, Size: cfg.Size}
+	if cfg.Payload != "text" && cfg.Payload != "json" {
+		return nil, fmt.Errorf("bench: unknown payload %q (text or json)", cfg.Payload)
+	}
+	name := cfg.Transport
+	if cfg.Compress && name == "ws" {
+		name = "ws-deflate"
+	}
+	r := &Result{Target: cfg.URL, Mode: cfg.Mode, Transport: name, N: cfg.N, Topics: cfg.Topics,
+		Rate: cfg.Rate, Size: cfg.Size, Payload: cfg.Payload}
 	switch cfg.Mode {
 	case "fanout":
 		err = runFanout(ctx, &cfg, base, tr, r)
@@ -157,6 +189,31 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		err = fmt.Errorf("bench: unknown mode %q (fanout, publish or churn)", cfg.Mode)
 	}
 	return r, err
+}
+
+// transportFor resolves cfg.Transport, applying cfg.Compress to its WebSocket subscribers.
+func transportFor(cfg *Config) (Transport, error) {
+	tr, ok := Transports[cfg.Transport]
+	if !ok {
+		return nil, fmt.Errorf("bench: unknown transport %q (sse, ws, ws-deflate, poll or mixed)", cfg.Transport)
+	}
+	if !cfg.Compress {
+		return tr, nil
+	}
+	switch t := tr.(type) {
+	case WS:
+		return WS{Compress: true}, nil
+	case Mixed:
+		m := make(Mixed, len(t))
+		for i, k := range t {
+			if _, ok := k.(WS); ok {
+				k = WS{Compress: true}
+			}
+			m[i] = k
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("bench: --ws-compress needs a WebSocket transport (ws or mixed), not %q", cfg.Transport)
 }
 
 // dialer spreads connections over 127.0.0.1..127.0.0.k when the target is on loopback: each
@@ -180,6 +237,9 @@ func hostPort(base *url.URL) string {
 // run ends.
 type subscriber struct {
 	conn   Conn
+	wire   *countingConn
+	wire0  int64 // wire.n when publishing started
+	kind   int   // index into kinds(transport)
 	topics [2]int   // topic indexes; topics[1] is -1 without a shared topic
 	last   [2]int64 // highest sequence number seen per topic
 	unique int64
@@ -254,13 +314,15 @@ func runFanout(ctx context.Context, cfg *Config, base *url.URL, tr Transport, r 
 		r.RSSBase, _ = p.rss()
 	}
 	subs := make([]*subscriber, cfg.N)
-	var sh [shards]shard
+	trs := kinds(tr)
+	sh := make([][shards]shard, len(trs))
 	slowEvery := 0
 	if cfg.Slow > 0 {
 		slowEvery = int(1 / cfg.Slow)
 	}
 	for i := range subs {
-		s := &subscriber{topics: [2]int{i % cfg.Topics, -2}, shard: &sh[i%shards]}
+		k := i % len(trs)
+		s := &subscriber{topics: [2]int{i % cfg.Topics, -2}, kind: k, shard: &sh[k][(i/len(trs))%shards]}
 		if cfg.Shared > 0 {
 			s.topics[1] = sharedTopic
 		}
@@ -291,13 +353,13 @@ func runFanout(ctx context.Context, cfg *Config, base *url.URL, tr Transport, r 
 				if s.topics[1] == sharedTopic {
 					topics = append(topics, topicName(sharedTopic))
 				}
-				c, err := open(ctx, cfg, base, tr, i, topics)
+				c, wire, err := open(ctx, cfg, base, trs[s.kind], i, topics)
 				if err != nil {
 					connErrs.Add(1)
 					firstErr.CompareAndSwap(nil, err)
 					continue
 				}
-				s.conn = c
+				s.conn, s.wire = c, wire
 			}
 		}()
 	}
@@ -332,6 +394,7 @@ func runFanout(ctx context.Context, cfg *Config, base *url.URL, tr Transport, r 
 	windowEnd.Store(1 << 62)
 	var readers sync.WaitGroup
 	for _, s := range subs {
+		s.wire0 = s.wire.n
 		if s.slow {
 			continue
 		}
@@ -357,10 +420,12 @@ func runFanout(ctx context.Context, cfg *Config, base *url.URL, tr Transport, r 
 	var lastTotal int64
 	total := func() int64 {
 		var t int64
-		for i := range sh {
-			sh[i].mu.Lock()
-			t += sh[i].total
-			sh[i].mu.Unlock()
+		for k := range sh {
+			for i := range sh[k] {
+				sh[k][i].mu.Lock()
+				t += sh[k][i].total
+				sh[k][i].mu.Unlock()
+			}
 		}
 		return t
 	}
@@ -424,24 +489,55 @@ wait:
 	}
 	readers.Wait()
 
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	var hist histogram
 	var inWindow int64
-	for i := range sh {
-		hist.merge(&sh[i].hist)
-		inWindow += sh[i].inWindow
-		r.Duplicates += sh[i].dups
+	per := make([]TransportResult, len(trs))
+	perHist := make([]histogram, len(trs))
+	perWire := make([]int64, len(trs))
+	for k := range sh {
+		for i := range sh[k] {
+			hist.merge(&sh[k][i].hist)
+			perHist[k].merge(&sh[k][i].hist)
+			inWindow += sh[k][i].inWindow
+			r.Duplicates += sh[k][i].dups
+		}
 	}
 	for _, s := range subs {
 		r.Delivered += s.unique
+		per[s.kind].N++
+		per[s.kind].Delivered += s.unique
+		if !s.slow {
+			per[s.kind].Lost += counts[s.topics[0]]
+			if s.topics[1] == sharedTopic {
+				per[s.kind].Lost += counts[sharedTopic]
+			}
+		}
+		w := s.wire.n - s.wire0
+		r.WireBytes += w
+		perWire[s.kind] += w
 	}
 	r.Lost = r.Expected - r.Delivered
+	if r.Delivered > 0 {
+		r.BytesPerDelivery = float64(r.WireBytes) / float64(r.Delivered)
+	}
+	if len(trs) > 1 {
+		for k := range per {
+			per[k].Transport = trs[k].Name()
+			per[k].Lost -= per[k].Delivered
+			per[k].P50, per[k].P99 = ms(perHist[k].quantile(.5)), ms(perHist[k].quantile(.99))
+			if per[k].Delivered > 0 {
+				per[k].BytesPerDelivery = float64(perWire[k]) / float64(per[k].Delivered)
+			}
+		}
+		r.ByTransport = per
+	}
 	r.Requested = float64(r.Expected) / cfg.Duration.Seconds()
 	if cfg.Rate > 0 {
 		perMsg := float64(r.Expected) / float64(max(r.Published, 1))
 		r.Requested = cfg.Rate * perMsg
 	}
 	r.Achieved = float64(inWindow) / cfg.Duration.Seconds()
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	r.P50, r.P90, r.P99, r.Max = ms(hist.quantile(.5)), ms(hist.quantile(.9)), ms(hist.quantile(.99)), ms(hist.max)
 	if r.Delivered > 0 && r.CPUSeconds > 0 {
 		r.CPUPerMillion = r.CPUSeconds / float64(r.Delivered) * 1e6
@@ -449,19 +545,22 @@ wait:
 	return nil
 }
 
-func open(ctx context.Context, cfg *Config, base *url.URL, tr Transport, i int, topics []string) (Conn, error) {
+// open dials from the i-th source address and subscribes with tr. The returned countingConn
+// counts the bytes the subscriber reads.
+func open(ctx context.Context, cfg *Config, base *url.URL, tr Transport, i int, topics []string) (Conn, *countingConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	nc, err := dialer(cfg, base, i).DialContext(ctx, "tcp", hostPort(base))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	c, err := tr.Open(ctx, nc, base, topics)
+	wire := &countingConn{Conn: nc}
+	c, err := tr.Open(ctx, wire, base, topics)
 	if err != nil {
 		nc.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return c, nil
+	return c, wire, nil
 }
 
 func (s *subscriber) read(windowEnd *atomic.Int64) {

@@ -56,11 +56,15 @@ func (p *publisher) post(ctx context.Context, body []byte) error {
 }
 
 // appendMessage appends one JSON message object to a batch body.
-func appendMessage(b []byte, topic int, seq, sent int64, size int) []byte {
+func appendMessage(b []byte, cfg *Config, topic int, seq, sent int64) []byte {
 	b = append(b, `{"topic":"`...)
 	b = append(b, topicName(topic)...)
 	b = append(b, `","data":"`...)
-	b = appendPayload(b, topic, seq, sent, size)
+	if cfg.Payload == "json" {
+		b = appendJSONPayload(b, topic, seq, sent, cfg.Size)
+	} else {
+		b = appendPayload(b, topic, seq, sent, cfg.Size)
+	}
 	return append(b, `"}`...)
 }
 
@@ -107,7 +111,7 @@ func (p *publisher) rateLoop(ctx context.Context, counts map[int]int64) error {
 				if i > 0 {
 					body = append(body, ',')
 				}
-				body = appendMessage(body, t, seqs[t], now, cfg.Size)
+				body = appendMessage(body, cfg, t, seqs[t], now)
 				batch = append(batch, t)
 			}
 			body = append(body, ']')
@@ -166,7 +170,7 @@ func runPublish(ctx context.Context, cfg *Config, base *url.URL, r *Result) erro
 					if i > 0 {
 						body = append(body, ',')
 					}
-					body = appendMessage(body, w%cfg.Topics, seq, now, cfg.Size)
+					body = appendMessage(body, cfg, w%cfg.Topics, seq, now)
 				}
 				if cfg.Batch > 1 {
 					body = append(body, ']')
@@ -221,7 +225,7 @@ func runChurn(ctx context.Context, cfg *Config, base *url.URL, tr Transport, r *
 					}
 				}
 				// Connects started before the end are allowed to finish.
-				c, err := open(context.WithoutCancel(ctx), cfg, base, tr, int(i), []string{topicName(int(i) % cfg.Topics)})
+				c, _, err := open(context.WithoutCancel(ctx), cfg, base, kinds(tr)[int(i)%len(kinds(tr))], int(i), []string{topicName(int(i) % cfg.Topics)})
 				if err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err)

@@ -30,8 +30,46 @@ type Conn interface {
 	Close() error
 }
 
-// Transports lists the transports by name.
-var Transports = map[string]Transport{"sse": SSE{}}
+// Transports lists the transports by name. ws-deflate is ws offering permessage-deflate;
+// mixed gives subscriber i the transport i mod 3 of sse, ws and poll.
+var Transports = map[string]Transport{
+	"sse":        SSE{},
+	"ws":         WS{},
+	"ws-deflate": WS{Compress: true},
+	"poll":       Poll{},
+	"mixed":      Mixed{SSE{}, WS{}, Poll{}},
+}
+
+// Mixed spreads subscribers over several transports: subscriber i uses Mixed[i mod len].
+type Mixed []Transport
+
+func (Mixed) Name() string { return "mixed" }
+
+// Open is never called: the bench opens each subscriber with the transport kinds gives it.
+func (m Mixed) Open(ctx context.Context, c net.Conn, base *url.URL, topics []string) (Conn, error) {
+	return m[0].Open(ctx, c, base, topics)
+}
+
+// kinds lists the transports a run's subscribers use, one per subscriber index mod len.
+func kinds(tr Transport) []Transport {
+	if m, ok := tr.(Mixed); ok {
+		return m
+	}
+	return []Transport{tr}
+}
+
+// countingConn counts the bytes read from the socket: what the server put on the wire for
+// this subscriber, framing and compression included. Only the reading goroutine touches n.
+type countingConn struct {
+	net.Conn
+	n int64
+}
+
+func (c *countingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	c.n += int64(n)
+	return n, err
+}
 
 // SSE subscribes with GET /events. It speaks HTTP/1.1 by hand over the dialled connection:
 // net/http's client would add two goroutines and a large buffer per connection to the
