@@ -238,8 +238,8 @@ func hostPort(base *url.URL) string {
 type subscriber struct {
 	conn   Conn
 	wire   *countingConn
-	wire0  int64 // wire.n when publishing started
-	kind   int   // index into kinds(transport)
+	wire0  int64    // wire.n when publishing started
+	kind   int      // index into kinds(transport)
 	topics [2]int   // topic indexes; topics[1] is -1 without a shared topic
 	last   [2]int64 // highest sequence number seen per topic
 	unique int64
