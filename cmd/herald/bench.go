@@ -38,7 +38,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&c.Key, "key", benchKey, "publisher key for --url")
 	fs.IntVar(&c.PID, "pid", 0, "process id of the --url server, for RSS and CPU (local servers only)")
 	fs.StringVar(&c.Mode, "mode", "fanout", "fanout, publish (the publish API alone) or churn (connect and disconnect)")
-	fs.StringVar(&c.Transport, "transport", "sse", "subscriber transport: sse")
+	fs.StringVar(&c.Transport, "transport", "sse", "subscriber transport: sse, ws, poll, or mixed (subscriber i uses sse, ws, poll by i mod 3)")
+	fs.BoolVar(&c.Compress, "ws-compress", false, "WebSocket subscribers offer permessage-deflate (the server compresses messages above ws.compression_threshold)")
+	fs.StringVar(&c.Payload, "payload", "text", "message data: text (a marker and padding) or json (a realistic JSON event of --size bytes)")
 	fs.IntVar(&c.N, "n", 1000, "subscribers (the bench needs a file descriptor per subscriber too: at most ~19,000)")
 	fs.IntVar(&c.Topics, "topics", 1, "topics: subscriber i listens on bench/<i mod topics>; messages go round-robin")
 	fs.Float64Var(&c.Shared, "shared", 0, "messages/s to bench/shared, which every subscriber also listens on")
@@ -106,8 +108,12 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			names, results, errs = append(names, t.name), append(results, r), append(errs, err)
 		}
 	}
-	fmt.Fprintf(stdout, "\n%s, %s, %d subscribers, %d topics, %.0f msg/s, %d bytes, %s\n",
-		c.Mode, c.Transport, c.N, c.Topics, c.Rate, c.Size, c.Duration)
+	transport := c.Transport
+	if c.Compress {
+		transport += " (deflate offered)"
+	}
+	fmt.Fprintf(stdout, "\n%s, %s, %d subscribers, %d topics, %.0f msg/s, %d bytes of %s, %s\n",
+		c.Mode, transport, c.N, c.Topics, c.Rate, c.Size, c.Payload, c.Duration)
 	bench.WriteTable(stdout, names, results)
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(results, "", "  ")

@@ -32,6 +32,20 @@ var fanoutRows = []row{
 	{"RSS per conn under load", func(r *Result) string { return kib(r.LoadPerConn) }},
 	{"server RSS base / load", func(r *Result) string { return mib(r.RSSBase) + " / " + mib(r.RSSLoad) }},
 	{"CPU s per million deliveries", func(r *Result) string { return f2(r.CPUPerMillion) }},
+	{"wire bytes per delivery", func(r *Result) string { return f0(r.BytesPerDelivery) }},
+	{"by transport: p50 / p99 ms, lost", byTransport},
+}
+
+// byTransport prints the mixed run's split, e.g. "sse 1.2/40.1 0, ws 1.5/41.0 0, poll ...".
+func byTransport(r *Result) string {
+	if len(r.ByTransport) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, p := range r.ByTransport {
+		parts = append(parts, fmt.Sprintf("%s %s/%s %d", p.Transport, f1(p.P50), f1(p.P99), p.Lost))
+	}
+	return strings.Join(parts, ", ")
 }
 
 var publishRows = []row{

@@ -98,9 +98,18 @@ func (SSE) Open(ctx context.Context, c net.Conn, base *url.URL, topics []string)
 		resp.Body.Close()
 		return nil, fmt.Errorf("bench: GET /events: %s", resp.Status)
 	}
+	// Herald refuses an SSE connection over its limits with a 200, a comment and retry
+	// advice (EventSource would give up for good on any other status): that is no subscriber.
+	if head, _ := br.Peek(br.Buffered()); bytes.Contains(head, overloaded) {
+		resp.Body.Close()
+		return nil, fmt.Errorf("bench: GET /events: refused: %.200s", head)
+	}
 	c.SetDeadline(time.Time{})
 	return &sseConn{c: c, body: resp.Body, buf: make([]byte, 0, 8192)}, nil
 }
+
+// overloaded starts the comment of a refused SSE connection.
+var overloaded = []byte(": overloaded")
 
 type sseConn struct {
 	c    net.Conn
@@ -125,6 +134,8 @@ func (s *sseConn) Read(deliver func([]byte, int64)) error {
 		rest = rest[i+1:]
 		if d, ok := bytes.CutPrefix(line, []byte("data: ")); ok {
 			deliver(d, at)
+		} else if bytes.HasPrefix(line, overloaded) {
+			return fmt.Errorf("bench: GET /events: refused: %s", line)
 		}
 	}
 	s.buf = s.buf[:copy(s.buf, rest)]
