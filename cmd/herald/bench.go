@@ -115,6 +115,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "\n%s, %s, %d subscribers, %d topics, %.0f msg/s, %d bytes of %s, %s\n",
 		c.Mode, transport, c.N, c.Topics, c.Rate, c.Size, c.Payload, c.Duration)
 	bench.WriteTable(stdout, names, results)
+	for i, r := range results {
+		if r != nil && r.DropError != "" {
+			fmt.Fprintf(stdout, "%s: %d subscribers dropped early, first: %s\n", names[i], r.Dropped, r.DropError)
+		}
+	}
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(results, "", "  ")
 		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {

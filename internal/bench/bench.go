@@ -114,6 +114,9 @@ type Result struct {
 	Expected        int64   `json:"deliveries_expected,omitempty"`
 	Delivered       int64   `json:"deliveries,omitempty"` // distinct messages received, any time
 	Lost            int64   `json:"lost"`
+	Dropped         int64   `json:"dropped_subscribers"`     // connections that ended before the run did
+	DropError       string  `json:"drop_error,omitempty"`    // the first of their errors
+	Refused         int64   `json:"refused_polls,omitempty"` // long polls answered 503 and retried
 	Duplicates      int64   `json:"duplicates"`
 	P50             float64 `json:"latency_p50_ms,omitempty"`
 	P90             float64 `json:"latency_p90_ms,omitempty"`
@@ -391,6 +394,10 @@ func runFanout(ctx context.Context, cfg *Config, base *url.URL, tr Transport, r 
 
 	// Readers. windowEnd is set when publishing starts; deliveries after it are late.
 	var windowEnd atomic.Int64
+	// A connection that ends before the bench closes it is dropped: counted, first error kept.
+	var closing atomic.Bool
+	var dropped atomic.Int64
+	var dropErr atomic.Value
 	windowEnd.Store(1 << 62)
 	var readers sync.WaitGroup
 	for _, s := range subs {
@@ -401,7 +408,10 @@ func runFanout(ctx context.Context, cfg *Config, base *url.URL, tr Transport, r 
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			s.read(&windowEnd)
+			if err := s.read(&windowEnd); err != nil && !closing.Load() {
+				dropped.Add(1)
+				dropErr.CompareAndSwap(nil, err)
+			}
 		}()
 	}
 
@@ -464,10 +474,16 @@ wait:
 			}
 		}
 	}
-	// Drain: wait until everything arrived, or nothing arrived for 2s (at most 15s).
+	// Drain: wait until everything arrived, or nothing arrived for 2s (at most 15s). A refused
+	// long poll retries after up to 1.5s, having waited a second for admission: give it 5s.
 	deadline := time.Now().Add(15 * time.Second)
-	quiet := time.Now()
-	for prev := int64(-1); time.Now().Before(deadline) && time.Since(quiet) < 2*time.Second; {
+	quiet, quietFor := time.Now(), 2*time.Second
+	for _, k := range trs {
+		if _, ok := k.(Poll); ok {
+			quietFor = 5 * time.Second
+		}
+	}
+	for prev := int64(-1); time.Now().Before(deadline) && time.Since(quiet) < quietFor; {
 		t := total()
 		if t >= r.Expected {
 			break
@@ -482,12 +498,22 @@ wait:
 		r.CPUSeconds = (cpu1 - cpu0).Seconds()
 		r.LoadPerConn = float64(r.RSSLoad-r.RSSBase) / float64(max(cfg.N, 1))
 	}
+	closing.Store(true)
 	for _, s := range subs {
 		if s.conn != nil {
 			s.conn.Close()
 		}
 	}
 	readers.Wait()
+	r.Dropped = dropped.Load()
+	for _, s := range subs {
+		if rc, ok := s.conn.(interface{ refusals() int64 }); ok {
+			r.Refused += rc.refusals()
+		}
+	}
+	if err, ok := dropErr.Load().(error); ok {
+		r.DropError = err.Error()
+	}
 
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	var hist histogram
@@ -563,7 +589,7 @@ func open(ctx context.Context, cfg *Config, base *url.URL, tr Transport, i int, 
 	return c, wire, nil
 }
 
-func (s *subscriber) read(windowEnd *atomic.Int64) {
+func (s *subscriber) read(windowEnd *atomic.Int64) error {
 	deliver := func(d []byte, at int64) {
 		topic, seq, sent, ok := parsePayload(d)
 		if !ok {
@@ -590,7 +616,7 @@ func (s *subscriber) read(windowEnd *atomic.Int64) {
 	}
 	for {
 		if err := s.conn.Read(deliver); err != nil {
-			return
+			return err
 		}
 	}
 }

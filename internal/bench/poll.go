@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,7 +29,7 @@ func (Poll) Name() string { return "poll" }
 const pollTimeout = "25"
 
 func (Poll) Open(ctx context.Context, c net.Conn, base *url.URL, topics []string) (Conn, error) {
-	p := &pollConn{c: c, br: bufio.NewReaderSize(c, 4096), host: base.Host,
+	p := &pollConn{c: c, br: bufio.NewReaderSize(c, 4096), host: base.Host, closed: make(chan struct{}),
 		path: strings.TrimSuffix(base.Path, "/") + "/poll?" + url.Values{"topic": topics}.Encode()}
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
@@ -46,6 +49,15 @@ type pollConn struct {
 	host, path string
 	next       string
 	req, body  []byte // reused
+	closed     chan struct{}
+	refused    int64 // polls answered 503 and retried; only the reading goroutine writes it
+}
+
+// errRefused is a 503: the server is overloaded for now and says when to retry.
+type errRefused struct{ after time.Duration }
+
+func (e errRefused) Error() string {
+	return fmt.Sprintf("bench: GET /poll: 503, retry after %s", e.after)
 }
 
 type pollAnswer struct {
@@ -91,6 +103,10 @@ func (p *pollConn) get(since, timeout string) (*pollAnswer, error) {
 		}
 	}
 	resp.Body.Close()
+	if resp.StatusCode == http.StatusServiceUnavailable {
+		after, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		return nil, errRefused{time.Duration(max(after, 1)) * time.Second}
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("bench: GET /poll: %s: %s", resp.Status, p.body)
 	}
@@ -104,9 +120,22 @@ func (p *pollConn) get(since, timeout string) (*pollAnswer, error) {
 	return &a, nil
 }
 
-// Read makes one poll. A gap (the cursor fell out of history) shows up as lost messages.
+// Read makes one poll. A gap (the cursor fell out of history) shows up as lost messages. A
+// 503 is retried as a client would: after Retry-After, jittered over [0.5, 1.5) of it so
+// that the refused do not return as one herd; the cursor keeps every message owed.
 func (p *pollConn) Read(deliver func([]byte, int64)) error {
 	a, err := p.get(p.next, pollTimeout)
+	var refused errRefused
+	if errors.As(err, &refused) {
+		p.refused++
+		wait := refused.after/2 + rand.N(refused.after)
+		select {
+		case <-time.After(wait):
+			return nil
+		case <-p.closed:
+			return net.ErrClosed
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -118,4 +147,13 @@ func (p *pollConn) Read(deliver func([]byte, int64)) error {
 	return nil
 }
 
-func (p *pollConn) Close() error { return p.c.Close() }
+func (p *pollConn) Close() error {
+	select {
+	case <-p.closed:
+	default:
+		close(p.closed)
+	}
+	return p.c.Close()
+}
+
+func (p *pollConn) refusals() int64 { return p.refused }

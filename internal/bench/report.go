@@ -26,6 +26,8 @@ var fanoutRows = []row{
 	{"deliveries/s requested", func(r *Result) string { return f0(r.Requested) }},
 	{"deliveries/s achieved", func(r *Result) string { return f0(r.Achieved) }},
 	{"lost / duplicates", func(r *Result) string { return fmt.Sprintf("%d / %d", r.Lost, r.Duplicates) }},
+	{"subscribers dropped early", func(r *Result) string { return fmt.Sprint(r.Dropped) }},
+	{"polls refused (503, retried)", func(r *Result) string { return fmt.Sprint(r.Refused) }},
 	{"latency p50 / p90 ms", func(r *Result) string { return f1(r.P50) + " / " + f1(r.P90) }},
 	{"latency p99 / max ms", func(r *Result) string { return f1(r.P99) + " / " + f1(r.Max) }},
 	{"RSS per conn idle", func(r *Result) string { return kib(r.IdlePerConn) }},
