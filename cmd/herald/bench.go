@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/herald-push/herald/internal/bench"
@@ -35,6 +36,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	matrix := fs.Bool("matrix", false, "run the scenario matrix against herald and the naive baseline")
 	doc := fs.String("doc", "", "with --matrix: write the Markdown report to this file")
 	quick := fs.Bool("quick", false, "with --matrix: smaller and shorter scenarios (a smoke test)")
+	only := fs.String("scenarios", "", "with --matrix: comma-separated scenario names to run (default: all)")
 	fs.StringVar(&c.Key, "key", benchKey, "publisher key for --url")
 	fs.IntVar(&c.PID, "pid", 0, "process id of the --url server, for RSS and CPU (local servers only)")
 	fs.StringVar(&c.Mode, "mode", "fanout", "fanout, publish (the publish API alone) or churn (connect and disconnect)")
@@ -62,7 +64,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *matrix {
 		return bench.RunMatrix(ctx, bench.MatrixConfig{Exe: exe, Engine: *engine, Key: benchKey,
-			Doc: *doc, JSON: *jsonOut, Quick: *quick, Out: stdout, Progress: stderr})
+			Doc: *doc, JSON: *jsonOut, Quick: *quick, Only: splitList(*only), Out: stdout, Progress: stderr})
 	}
 
 	type target struct {
@@ -127,6 +129,16 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // naiveServe runs the naive baseline server until ctx ends.

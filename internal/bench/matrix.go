@@ -9,15 +9,36 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
 
-// Scenario is one line of the matrix: a configuration and the target it checks.
+// Scenario is one line of the matrix: a configuration and the target it checks, run against
+// each of its columns in turn.
 type Scenario struct {
+	Name    string
+	Target  string // the issue's target, in words
+	Config  Config
+	Columns []Column // nil means herald and naive with Config as it is
+	Note    string   // what the comparison is, when it is not herald vs naive
+}
+
+// Column is one run of a scenario: which server, and how its config differs.
+type Column struct {
 	Name   string
-	Target string // the issue's target, in words
-	Config Config
+	Naive  bool          // the naive baseline (SSE only); otherwise herald
+	Adjust func(*Config) // nil: the scenario's Config
+}
+
+var heraldVsNaive = []Column{{Name: "herald"}, {Name: "naive", Naive: true}}
+
+// vsHeraldSSE compares a herald transport with herald's SSE in the same run: the naive
+// baseline only speaks SSE, so it has no equivalent.
+func vsHeraldSSE(transport string) []Column {
+	return []Column{{Name: "herald " + transport}, {Name: "herald sse", Adjust: func(c *Config) {
+		c.Transport, c.Compress = "sse", false
+	}}}
 }
 
 // Matrix returns the scenarios of `make bench`. quick shrinks them to a smoke test.
@@ -27,26 +48,53 @@ func Matrix(quick bool) []Scenario {
 		n, big, d = 500, 1000, 2*time.Second
 	}
 	return []Scenario{
-		{"idle", "idle SSE at N=15,000: at most 8 KiB server RSS per connection (aim 4)",
-			Config{N: big, Rate: 1, Duration: 3 * time.Second}},
-		{"low-rate", "10,000 subscribers, 10 msg/s: p99 < 50 ms, at most 5 CPU-s per million deliveries",
-			Config{N: n, Rate: 10, Duration: d}},
-		{"saturation", "10,000 subscribers on one topic: >= 1,000,000 deliveries/s, zero loss, p99 < 250 ms, >= 3x naive loss-free deliveries per CPU-s",
-			Config{N: n, Rate: 100, Duration: d, Tick: 50 * time.Millisecond}},
-		{"saturation-2x", "as above, at twice the rate: where each server tops out",
-			Config{N: n, Rate: 200, Duration: d, Tick: 50 * time.Millisecond}},
-		{"many-topics", "10,000 subscribers each on its own topic plus a shared one, 10,000 publishes/s: p99 < 50 ms",
-			Config{N: n, Topics: n, Shared: 1, Rate: 10000, Duration: d, Batch: 1000}},
-		{"slow-consumers", "low-rate with 10% of subscribers not reading: others' p99 within 1.5x of low-rate; memory bounded",
-			Config{N: n, Rate: 10, Duration: d, Slow: 0.1}},
-		{"publish-batch", "at least 50,000 messages/s accepted with batch publishing",
-			Config{Mode: "publish", Batch: 100, Concurrency: 4, Duration: d / 2}},
-		{"publish-single", "at least 10,000 single publishes/s over keep-alive HTTP",
-			Config{Mode: "publish", Batch: 1, Concurrency: 16, Duration: d / 2}},
-		{"churn", "2,000 connects/s sustained without errors",
-			Config{Mode: "churn", Rate: 2000, Concurrency: 64, Duration: d / 2}},
+		{Name: "idle", Target: "idle SSE at N=15,000: at most 8 KiB server RSS per connection (aim 4)",
+			Config: Config{N: big, Rate: 1, Duration: 3 * time.Second}},
+		{Name: "low-rate", Target: "10,000 subscribers, 10 msg/s: p99 < 50 ms, at most 5 CPU-s per million deliveries",
+			Config: Config{N: n, Rate: 10, Duration: d}},
+		{Name: "saturation", Target: "10,000 subscribers on one topic: >= 1,000,000 deliveries/s, zero loss, p99 < 250 ms, >= 3x naive loss-free deliveries per CPU-s",
+			Config: Config{N: n, Rate: 100, Duration: d, Tick: 50 * time.Millisecond}},
+		{Name: "saturation-2x", Target: "as above, at twice the rate: where each server tops out",
+			Config: Config{N: n, Rate: 200, Duration: d, Tick: 50 * time.Millisecond}},
+		{Name: "many-topics", Target: "10,000 subscribers each on its own topic plus a shared one, 10,000 publishes/s: p99 < 50 ms",
+			Config: Config{N: n, Topics: n, Shared: 1, Rate: 10000, Duration: d, Batch: 1000}},
+		{Name: "slow-consumers", Target: "low-rate with 10% of subscribers not reading: others' p99 within 1.5x of low-rate; memory bounded",
+			Config: Config{N: n, Rate: 10, Duration: d, Slow: 0.1}},
+		{Name: "publish-batch", Target: "at least 50,000 messages/s accepted with batch publishing",
+			Config: Config{Mode: "publish", Batch: 100, Concurrency: 4, Duration: d / 2}},
+		{Name: "publish-single", Target: "at least 10,000 single publishes/s over keep-alive HTTP",
+			Config: Config{Mode: "publish", Batch: 1, Concurrency: 16, Duration: d / 2}},
+		{Name: "churn", Target: "2,000 connects/s sustained without errors",
+			Config: Config{Mode: "churn", Rate: 2000, Concurrency: 64, Duration: d / 2}},
+
+		// WebSocket and long polling. The naive baseline has no equivalent: each runs against
+		// herald's SSE with the same scenario, in the same invocation.
+		{Name: "idle-ws", Target: "idle WebSocket at N=15,000: at most 16 KiB server RSS per connection",
+			Config:  Config{Transport: "ws", N: big, Rate: 1, Duration: 3 * time.Second},
+			Columns: vsHeraldSSE("ws"), Note: sseNote},
+		{Name: "ws-fanout", Target: "saturation over WebSocket: 10,000 subscribers on one topic, 1,000,000 deliveries/s requested (the SSE saturation target)",
+			Config:  Config{Transport: "ws", N: n, Rate: 100, Duration: d, Tick: 50 * time.Millisecond},
+			Columns: vsHeraldSSE("ws"), Note: sseNote},
+		{Name: "ws-deflate", Target: "measure what permessage-deflate costs (CPU-s per million deliveries) and saves (wire bytes per delivery): 1 KB JSON events, 2,000 WebSocket subscribers, 10 msg/s (a rate both keep up with)",
+			Config:  Config{Transport: "ws", Compress: true, Payload: "json", Size: 1024, N: n / 5, Rate: 10, Duration: d},
+			Columns: deflateColumns, Note: deflateNote},
+		{Name: "ws-deflate-saturation", Target: "as ws-deflate at 100 msg/s (200,000 deliveries/s requested): the deliveries/s each tops out at",
+			Config:  Config{Transport: "ws", Compress: true, Payload: "json", Size: 1024, N: n / 5, Rate: 100, Duration: d, Tick: 50 * time.Millisecond},
+			Columns: deflateColumns, Note: deflateNote},
+		{Name: "poll", Target: "long polling, 5,000 pollers looping on next, 10 msg/s: every message exactly once (no issue target for latency)",
+			Config:  Config{Transport: "poll", N: n / 2, Rate: 10, Duration: d},
+			Columns: vsHeraldSSE("poll"), Note: sseNote},
+		{Name: "mixed", Target: "one topic, 9,000 subscribers (3,000 each of SSE, WebSocket, long poll), 10 msg/s: every message reaches all three alike (the low-rate target: p99 < 50 ms)",
+			Config:  Config{Transport: "mixed", N: n * 9 / 10, Rate: 10, Duration: d},
+			Columns: vsHeraldSSE("mixed"), Note: sseNote},
 	}
 }
+
+const sseNote = "The naive baseline speaks only SSE: this transport is compared with herald's SSE, same scenario, same invocation."
+
+const deflateNote = "Both columns are herald WebSocket with the same 1 KB JSON events; the first offers permessage-deflate (compressed above ws.compression_threshold, 512 bytes, by default), the second does not. Wire bytes are counted by the subscribers at the TCP level (frames, headers and compression included)."
+
+var deflateColumns = []Column{{Name: "herald ws-deflate"}, {Name: "herald ws", Adjust: func(c *Config) { c.Compress = false }}}
 
 // MatrixConfig configures RunMatrix.
 type MatrixConfig struct {
@@ -56,17 +104,19 @@ type MatrixConfig struct {
 	Doc      string // Markdown report; "" means none
 	JSON     string // JSON results; "" means none
 	Quick    bool
+	Only     []string // scenario names to run; empty means all
 	Out      io.Writer
 	Progress io.Writer
 }
 
-// MatrixRow is one scenario's results.
+// MatrixRow is one scenario's results, one per column.
 type MatrixRow struct {
-	Scenario string  `json:"scenario"`
-	Target   string  `json:"target"`
-	Herald   *Result `json:"herald"`
-	Naive    *Result `json:"naive"`
-	Err      string  `json:"error,omitempty"`
+	Scenario string    `json:"scenario"`
+	Target   string    `json:"target"`
+	Note     string    `json:"note,omitempty"`
+	Columns  []string  `json:"columns"`
+	Results  []*Result `json:"results"`
+	Err      string    `json:"error,omitempty"`
 }
 
 // RunMatrix runs every scenario against a fresh herald and a fresh naive baseline, one after
@@ -74,37 +124,43 @@ type MatrixRow struct {
 func RunMatrix(ctx context.Context, mc MatrixConfig) error {
 	var rows []MatrixRow
 	for _, sc := range Matrix(mc.Quick) {
-		row := MatrixRow{Scenario: sc.Name, Target: sc.Target}
-		for _, who := range []string{"herald", "naive"} {
+		if len(mc.Only) > 0 && !slices.Contains(mc.Only, sc.Name) {
+			continue
+		}
+		row := MatrixRow{Scenario: sc.Name, Target: sc.Target, Note: sc.Note}
+		cols := sc.Columns
+		if cols == nil {
+			cols = heraldVsNaive
+		}
+		for _, col := range cols {
 			var srv *Server
 			var err error
-			if who == "herald" {
-				srv, err = SpawnHerald(ctx, mc.Exe, mc.Engine, mc.Key, mc.Progress)
-			} else {
+			if col.Naive {
 				srv, err = Spawn(ctx, mc.Exe, []string{"bench", "naive"}, mc.Progress)
+			} else {
+				srv, err = SpawnHerald(ctx, mc.Exe, mc.Engine, mc.Key, mc.Progress)
 			}
 			if err != nil {
 				return err
 			}
 			cfg := sc.Config
+			if col.Adjust != nil {
+				col.Adjust(&cfg)
+			}
 			cfg.URL, cfg.PID, cfg.Key, cfg.Progress = srv.URL, srv.PID, mc.Key, mc.Progress
-			fmt.Fprintf(mc.Progress, "== %s: %s\n", sc.Name, who)
+			fmt.Fprintf(mc.Progress, "== %s: %s\n", sc.Name, col.Name)
 			r, err := Run(ctx, cfg)
 			srv.Stop()
 			if err != nil {
-				row.Err += fmt.Sprintf("%s: %v. ", who, err)
+				row.Err += fmt.Sprintf("%s: %v. ", col.Name, err)
 			}
-			if who == "herald" {
-				row.Herald = r
-			} else {
-				row.Naive = r
-			}
+			row.Columns, row.Results = append(row.Columns, col.Name), append(row.Results, r)
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 		}
 		fmt.Fprintf(mc.Out, "\n== %s: %s\n", sc.Name, sc.Target)
-		WriteTable(mc.Out, []string{"herald", "naive"}, []*Result{row.Herald, row.Naive})
+		WriteTable(mc.Out, row.Columns, row.Results)
 		if row.Err != "" {
 			fmt.Fprintf(mc.Out, "errors: %s\n", row.Err)
 		}
@@ -142,7 +198,9 @@ func writeReport(w io.Writer, mc MatrixConfig, rows []MatrixRow) {
 	fmt.Fprintf(w, "Generated by `make bench` (`herald bench --matrix --doc docs/benchmarks.md`); do not edit by hand.\n")
 	fmt.Fprintf(w, "Every scenario runs against a freshly started herald and a freshly started naive baseline\n")
 	fmt.Fprintf(w, "(`herald bench naive`: goroutine and channel per client, one mutex-protected map, JSON encoded per\n")
-	fmt.Fprintf(w, "client, drops when a client's channel is full) in the same invocation, one after the other.\n\n")
+	fmt.Fprintf(w, "client, drops when a client's channel is full) in the same invocation, one after the other.\n")
+	fmt.Fprintf(w, "The naive baseline speaks only SSE: WebSocket and long-poll scenarios compare herald's transport\n")
+	fmt.Fprintf(w, "with herald's SSE instead (and ws-deflate with herald's uncompressed WebSocket), as each says.\n\n")
 	fmt.Fprintf(w, "- date: %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "- commit: %s\n", gitDescribe())
 	fmt.Fprintf(w, "- machine: %s, %d CPUs, %s, %s\n", cpuModel(), runtime.NumCPU(), memTotal(), runtime.Version())
@@ -158,9 +216,14 @@ func writeReport(w io.Writer, mc MatrixConfig, rows []MatrixRow) {
 	fmt.Fprintln(w)
 	for _, row := range rows {
 		fmt.Fprintf(w, "## %s\n\nTarget: %s.\n\n", row.Scenario, row.Target)
-		if row.Herald != nil && row.Naive != nil {
-			writeMarkdownTable(w, []string{"herald", "naive"}, []*Result{row.Herald, row.Naive})
-			writeRatios(w, row.Herald, row.Naive)
+		if row.Note != "" {
+			fmt.Fprintf(w, "%s\n\n", row.Note)
+		}
+		if len(row.Results) > 0 && !slices.Contains(row.Results, nil) {
+			writeMarkdownTable(w, row.Columns, row.Results)
+			if len(row.Results) == 2 {
+				writeRatios(w, row.Columns, row.Results[0], row.Results[1])
+			}
 		}
 		if row.Err != "" {
 			fmt.Fprintf(w, "\nErrors: %s\n", row.Err)
@@ -169,7 +232,8 @@ func writeReport(w io.Writer, mc MatrixConfig, rows []MatrixRow) {
 	}
 }
 
-func writeRatios(w io.Writer, h, n *Result) {
+// writeRatios compares the first column (h) with the second (n, the baseline).
+func writeRatios(w io.Writer, names []string, h, n *Result) {
 	var parts []string
 	ratio := func(label string, a, b float64) {
 		if a > 0 && b > 0 {
@@ -182,15 +246,20 @@ func writeRatios(w io.Writer, h, n *Result) {
 		if h.CPUSeconds > 0 && n.CPUSeconds > 0 {
 			ratio("loss-free deliveries per CPU-s", h.LossFreeRate()/h.CPUSeconds, n.LossFreeRate()/n.CPUSeconds)
 		}
-		ratio("naive/herald RSS per idle conn", n.IdlePerConn, h.IdlePerConn)
-		ratio("naive/herald p99", n.P99, h.P99)
+		ratio("baseline/this RSS per idle conn", n.IdlePerConn, h.IdlePerConn)
+		ratio("baseline/this p99", n.P99, h.P99)
+		ratio("baseline/this wire bytes per delivery", n.BytesPerDelivery, h.BytesPerDelivery)
+		if h.CPUPerMillion > 0 && n.CPUPerMillion > 0 {
+			ratio("this/baseline CPU-s per million deliveries", h.CPUPerMillion, n.CPUPerMillion)
+		}
 	case "publish":
 		ratio("accepted msgs/s", h.PublishedPerSec, n.PublishedPerSec)
 	case "churn":
 		ratio("connects/s", h.ChurnPerSec, n.ChurnPerSec)
 	}
 	if len(parts) > 0 {
-		fmt.Fprintf(w, "\nherald vs naive: %s (a ratio is omitted when one side lost messages or has no figure).\n", strings.Join(parts, ", "))
+		fmt.Fprintf(w, "\n%s vs %s (the baseline): %s (a ratio is omitted when one side lost messages or has no figure).\n",
+			names[0], names[1], strings.Join(parts, ", "))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 type row struct {
 	label string
 	value func(r *Result) string
+	shown func(r *Result) bool // nil: always; else the row is printed when one result has it
 }
 
 func f0(v float64) string  { return fmt.Sprintf("%.0f", v) }
@@ -20,22 +21,23 @@ func kib(v float64) string { return fmt.Sprintf("%.1f KiB", v/1024) }
 func mib(v int64) string   { return fmt.Sprintf("%.0f MiB", float64(v)/(1<<20)) }
 
 var fanoutRows = []row{
-	{"subscribers (slow)", func(r *Result) string { return fmt.Sprintf("%d (%d)", r.N, r.Slow) }},
-	{"connect time for N", func(r *Result) string { return f2(r.ConnectSeconds) + " s" }},
-	{"published msgs/s", func(r *Result) string { return f0(r.PublishedPerSec) }},
-	{"deliveries/s requested", func(r *Result) string { return f0(r.Requested) }},
-	{"deliveries/s achieved", func(r *Result) string { return f0(r.Achieved) }},
-	{"lost / duplicates", func(r *Result) string { return fmt.Sprintf("%d / %d", r.Lost, r.Duplicates) }},
-	{"subscribers dropped early", func(r *Result) string { return fmt.Sprint(r.Dropped) }},
-	{"polls refused (503, retried)", func(r *Result) string { return fmt.Sprint(r.Refused) }},
-	{"latency p50 / p90 ms", func(r *Result) string { return f1(r.P50) + " / " + f1(r.P90) }},
-	{"latency p99 / max ms", func(r *Result) string { return f1(r.P99) + " / " + f1(r.Max) }},
-	{"RSS per conn idle", func(r *Result) string { return kib(r.IdlePerConn) }},
-	{"RSS per conn under load", func(r *Result) string { return kib(r.LoadPerConn) }},
-	{"server RSS base / load", func(r *Result) string { return mib(r.RSSBase) + " / " + mib(r.RSSLoad) }},
-	{"CPU s per million deliveries", func(r *Result) string { return f2(r.CPUPerMillion) }},
-	{"wire bytes per delivery", func(r *Result) string { return f0(r.BytesPerDelivery) }},
-	{"by transport: p50 / p99 ms, lost", byTransport},
+	{"subscribers (slow)", func(r *Result) string { return fmt.Sprintf("%d (%d)", r.N, r.Slow) }, nil},
+	{"connect time for N", func(r *Result) string { return f2(r.ConnectSeconds) + " s" }, nil},
+	{"published msgs/s", func(r *Result) string { return f0(r.PublishedPerSec) }, nil},
+	{"deliveries/s requested", func(r *Result) string { return f0(r.Requested) }, nil},
+	{"deliveries/s achieved", func(r *Result) string { return f0(r.Achieved) }, nil},
+	{"lost / duplicates", func(r *Result) string { return fmt.Sprintf("%d / %d", r.Lost, r.Duplicates) }, nil},
+	{"subscribers dropped early", func(r *Result) string { return fmt.Sprint(r.Dropped) }, nil},
+	{"polls refused (503, retried)", func(r *Result) string { return fmt.Sprint(r.Refused) },
+		func(r *Result) bool { return r.Transport == "poll" || r.Transport == "mixed" }},
+	{"latency p50 / p90 ms", func(r *Result) string { return f1(r.P50) + " / " + f1(r.P90) }, nil},
+	{"latency p99 / max ms", func(r *Result) string { return f1(r.P99) + " / " + f1(r.Max) }, nil},
+	{"RSS per conn idle", func(r *Result) string { return kib(r.IdlePerConn) }, nil},
+	{"RSS per conn under load", func(r *Result) string { return kib(r.LoadPerConn) }, nil},
+	{"server RSS base / load", func(r *Result) string { return mib(r.RSSBase) + " / " + mib(r.RSSLoad) }, nil},
+	{"CPU s per million deliveries", func(r *Result) string { return f2(r.CPUPerMillion) }, nil},
+	{"wire bytes per delivery", func(r *Result) string { return f0(r.BytesPerDelivery) }, nil},
+	{"by transport: p50 / p99 ms, lost", byTransport, func(r *Result) bool { return len(r.ByTransport) > 0 }},
 }
 
 // byTransport prints the mixed run's split, e.g. "sse 1.2/40.1 0, ws 1.5/41.0 0, poll ...".
@@ -51,25 +53,46 @@ func byTransport(r *Result) string {
 }
 
 var publishRows = []row{
-	{"messages per request", func(r *Result) string { return "" }},
-	{"accepted msgs/s", func(r *Result) string { return f0(r.PublishedPerSec) }},
-	{"errors", func(r *Result) string { return fmt.Sprint(r.PublishErrors) }},
-	{"CPU s", func(r *Result) string { return f2(r.CPUSeconds) }},
+	{"messages per request", func(r *Result) string { return "" }, nil},
+	{"accepted msgs/s", func(r *Result) string { return f0(r.PublishedPerSec) }, nil},
+	{"errors", func(r *Result) string { return fmt.Sprint(r.PublishErrors) }, nil},
+	{"CPU s", func(r *Result) string { return f2(r.CPUSeconds) }, nil},
 }
 
 var churnRows = []row{
-	{"connects/s", func(r *Result) string { return f0(r.ChurnPerSec) }},
-	{"errors", func(r *Result) string { return fmt.Sprint(r.ConnectErrors) }},
+	{"connects/s", func(r *Result) string { return f0(r.ChurnPerSec) }, nil},
+	{"errors", func(r *Result) string { return fmt.Sprint(r.ConnectErrors) }, nil},
 }
 
-func rowsFor(mode string) []row {
+// rowsFor lists the rows to print for results (all of one mode).
+func rowsFor(results []*Result) []row {
+	var mode string
+	for _, r := range results {
+		if r != nil {
+			mode = r.Mode
+		}
+	}
+	all := fanoutRows
 	switch mode {
 	case "publish":
-		return publishRows
+		all = publishRows
 	case "churn":
-		return churnRows
+		all = churnRows
 	}
-	return fanoutRows
+	var rows []row
+	for _, rw := range all {
+		if rw.label == "messages per request" {
+			continue
+		}
+		shown := rw.shown == nil
+		for _, r := range results {
+			shown = shown || r != nil && rw.shown(r)
+		}
+		if shown {
+			rows = append(rows, rw)
+		}
+	}
+	return rows
 }
 
 // WriteTable prints results side by side, one column per target.
@@ -79,10 +102,7 @@ func WriteTable(w io.Writer, names []string, results []*Result) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "\t%s\n", strings.Join(names, "\t"))
-	for _, rw := range rowsFor(results[0].Mode) {
-		if rw.label == "messages per request" {
-			continue
-		}
+	for _, rw := range rowsFor(results) {
 		cells := make([]string, len(results))
 		for i, r := range results {
 			cells[i] = "-"
@@ -98,10 +118,7 @@ func WriteTable(w io.Writer, names []string, results []*Result) {
 // writeMarkdownTable writes results as a Markdown table, one column per target.
 func writeMarkdownTable(w io.Writer, names []string, results []*Result) {
 	fmt.Fprintf(w, "| | %s |\n|---|%s\n", strings.Join(names, " | "), strings.Repeat("---|", len(names)))
-	for _, rw := range rowsFor(results[0].Mode) {
-		if rw.label == "messages per request" {
-			continue
-		}
+	for _, rw := range rowsFor(results) {
 		cells := make([]string, len(results))
 		for i, r := range results {
 			cells[i] = "-"
