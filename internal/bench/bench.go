@@ -102,6 +102,10 @@ type Result struct {
 	Size      int     `json:"size"`
 	Payload   string  `json:"payload"`
 	Seconds   float64 `json:"seconds"`
+	// The machine's 1-minute load average when the run started and ended (this bench and its
+	// server included): on a shared machine, the context every figure needs.
+	LoadStart float64 `json:"load_start,omitempty"`
+	LoadEnd   float64 `json:"load_end,omitempty"`
 
 	ConnectSeconds float64 `json:"connect_seconds,omitempty"`
 	ConnectErrors  int64   `json:"connect_errors"`
@@ -181,6 +185,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	r := &Result{Target: cfg.URL, Mode: cfg.Mode, Transport: name, N: cfg.N, Topics: cfg.Topics,
 		Rate: cfg.Rate, Size: cfg.Size, Payload: cfg.Payload}
+	r.LoadStart = loadAvg()
+	defer func() { r.LoadEnd = loadAvg() }()
 	switch cfg.Mode {
 	case "fanout":
 		err = runFanout(ctx, &cfg, base, tr, r)

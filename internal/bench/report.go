@@ -20,6 +20,11 @@ func f2(v float64) string  { return fmt.Sprintf("%.2f", v) }
 func kib(v float64) string { return fmt.Sprintf("%.1f KiB", v/1024) }
 func mib(v int64) string   { return fmt.Sprintf("%.0f MiB", float64(v)/(1<<20)) }
 
+// loadRow prints the machine's load average around the run: the context of every figure.
+var loadRow = row{"machine load (1-min avg) start / end", func(r *Result) string {
+	return f1(r.LoadStart) + " / " + f1(r.LoadEnd)
+}, nil}
+
 var fanoutRows = []row{
 	{"subscribers (slow)", func(r *Result) string { return fmt.Sprintf("%d (%d)", r.N, r.Slow) }, nil},
 	{"connect time for N", func(r *Result) string { return f2(r.ConnectSeconds) + " s" }, nil},
@@ -37,6 +42,7 @@ var fanoutRows = []row{
 	{"server RSS base / load", func(r *Result) string { return mib(r.RSSBase) + " / " + mib(r.RSSLoad) }, nil},
 	{"CPU s per million deliveries", func(r *Result) string { return f2(r.CPUPerMillion) }, nil},
 	{"wire bytes per delivery", func(r *Result) string { return f0(r.BytesPerDelivery) }, nil},
+	loadRow,
 	{"by transport: p50 / p99 ms, lost", byTransport, func(r *Result) bool { return len(r.ByTransport) > 0 }},
 }
 
@@ -57,11 +63,13 @@ var publishRows = []row{
 	{"accepted msgs/s", func(r *Result) string { return f0(r.PublishedPerSec) }, nil},
 	{"errors", func(r *Result) string { return fmt.Sprint(r.PublishErrors) }, nil},
 	{"CPU s", func(r *Result) string { return f2(r.CPUSeconds) }, nil},
+	loadRow,
 }
 
 var churnRows = []row{
 	{"connects/s", func(r *Result) string { return f0(r.ChurnPerSec) }, nil},
 	{"errors", func(r *Result) string { return fmt.Sprint(r.ConnectErrors) }, nil},
+	loadRow,
 }
 
 // rowsFor lists the rows to print for results (all of one mode).

@@ -110,3 +110,17 @@ func (p proc) cpu() (time.Duration, error) {
 	const clkTck = 100 // USER_HZ on every Linux architecture Go supports
 	return time.Duration(ut+st) * time.Second / clkTck, nil
 }
+
+// loadAvg is the 1-minute load average, or 0 where /proc/loadavg is missing.
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b)
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(f[0]), 64)
+	return v
+}
