@@ -110,17 +110,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hubDone := make(chan struct{})
 	go func() { h.Run(hubCtx); close(hubDone) }()
 	serveErr := make(chan error, 1)
+	// Read before serving: Serve configures HTTP/2 on first use, which fills in a nil TLSConfig
+	// (with h2c on), so reading it afterwards races and may call a plain listener https.
+	https := hs.TLSConfig != nil
 	go func() {
-		if hs.TLSConfig != nil {
+		if https {
 			serveErr <- hs.ServeTLS(ln, "", "")
 		} else {
 			serveErr <- hs.Serve(ln)
 		}
 	}()
 
-	announce(stdout, ln.Addr().(*net.TCPAddr), key, created, c.DataDir, hs.TLSConfig != nil)
+	announce(stdout, ln.Addr().(*net.TCPAddr), key, created, c.DataDir, https)
 	logger.Info("herald started", "addr", ln.Addr().String(), "engine", engineName(c.Engine), "data_dir", c.DataDir,
-		"tls", hs.TLSConfig != nil, "h2c", c.H2C)
+		"tls", https, "h2c", c.H2C)
 	if open := anonymousSubscribe(c); len(open) == 1 && open[0] == "**" && len(c.Auth.AnonymousSubscribe) == 0 {
 		logger.Warn("anyone may subscribe to every topic without a token: configure auth.jwt_secret (or jwt_keys, jwks_url) to require tokens, see docs/security.md")
 	}
