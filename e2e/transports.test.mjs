@@ -55,7 +55,7 @@ function received(page, names, n) {
     });
 }
 
-test('WebSocket and long polling deliver what SSE delivers, with the same ids', { skip }, async (t) => {
+test('WebSocket and long polling deliver what SSE delivers, with the same ids', { skip, timeout: 60000 }, async (t) => {
   const dir = tempDir();
   const herald = await startHerald({ dataDir: dir, engine: 'memory' });
   const browser = await launch();
@@ -89,7 +89,7 @@ test('WebSocket and long polling deliver what SSE delivers, with the same ids', 
   await screenshot(page, 'transports');
 });
 
-test('over WebSocket and long polling, a restart on the same data dir loses nothing', { skip }, async (t) => {
+test('over WebSocket and long polling, a restart on the same data dir loses nothing', { skip, timeout: 60000 }, async (t) => {
   const dir = tempDir();
   let herald = await startHerald({ dataDir: dir }); // the default, embedded engine
   const browser = await launch();
@@ -135,7 +135,7 @@ test('over WebSocket and long polling, a restart on the same data dir loses noth
   assert.ok(reconnects.every((r) => r >= 1), `each client reconnected (reconnecting statuses: ${reconnects})`);
 });
 
-test('publishing over WebSocket: ids, and refusals with the server\'s error code', { skip }, async (t) => {
+test('publishing over WebSocket: ids, and refusals with the server\'s error code', { skip, timeout: 60000 }, async (t) => {
   const dir = tempDir();
   const herald = await startHerald({ dataDir: dir, engine: 'memory' });
   const browser = await launch();
@@ -185,7 +185,7 @@ test('publishing over WebSocket: ids, and refusals with the server\'s error code
   await screenshot(page, 'transports-publish');
 });
 
-test('ws.allow_anonymous_publish lets a page without credentials publish', { skip }, async (t) => {
+test('ws.allow_anonymous_publish lets a page without credentials publish', { skip, timeout: 60000 }, async (t) => {
   const dir = tempDir();
   process.env.HERALD_WS_ALLOW_ANONYMOUS_PUBLISH = 'true'; // inherited by the spawned herald only
   const herald = await startHerald({ dataDir: dir, engine: 'memory' }).finally(() => delete process.env.HERALD_WS_ALLOW_ANONYMOUS_PUBLISH);
@@ -199,7 +199,7 @@ test('ws.allow_anonymous_publish lets a page without credentials publish', { ski
 });
 
 for (const how of ['aborted', 'stalled']) {
-  test(`'auto' falls back to long polling when streaming is ${how}`, { skip }, async (t) => {
+  test(`'auto' falls back to long polling when streaming is ${how}`, { skip, timeout: 60000 }, async (t) => {
     const dir = tempDir();
     const herald = await startHerald({ dataDir: dir, engine: 'memory' });
     const browser = await launch();
@@ -233,7 +233,7 @@ for (const how of ['aborted', 'stalled']) {
 /** Orders ids of one epoch by sequence. */
 function byId(a, b) { return Number(a.slice(a.lastIndexOf('-') + 1)) - Number(b.slice(b.lastIndexOf('-') + 1)); }
 
-test('three tabs share one WebSocket, publish through it, and survive closing the leader', { skip }, async (t) => {
+test('three tabs share one WebSocket, publish through it, and survive closing the leader', { skip, timeout: 60000 }, async (t) => {
   const dir = tempDir();
   const herald = await startHerald({ dataDir: dir, engine: 'memory' });
   const browser = await launch();
