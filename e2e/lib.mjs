@@ -64,9 +64,13 @@ export function publish(h, msg) {
   });
 }
 
-/** Open TCP connections to port on this machine, counted on the server side from /proc/net/tcp. */
+/**
+ * Open TCP connections to 127.0.0.1:port, counted on the server side from /proc/net/tcp. Only
+ * 127.0.0.1: on a shared machine another program's client socket on 127.0.0.2 may get the same
+ * port number as its ephemeral port.
+ */
 export function connectionsTo(port) {
-  const hex = ':' + port.toString(16).toUpperCase().padStart(4, '0');
+  const hex = '0100007F:' + port.toString(16).toUpperCase().padStart(4, '0');
   let n = 0;
   for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
     if (!existsSync(f)) continue;
