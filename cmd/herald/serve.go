@@ -13,6 +13,7 @@ import (
 
 	"github.com/herald-push/herald/internal/config"
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/presence"
 	"github.com/herald-push/herald/internal/server"
 	"github.com/herald-push/herald/web"
 )
@@ -35,24 +36,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	retention := hub.Retention{PerTopic: c.Retention.PerTopic, MaxAge: c.Retention.MaxAge, MaxBytes: c.Retention.MaxBytes}
-	log, closeLog, err := openLog(ctx, c.Engine, c.DataDir, retention, logger)
-	if err != nil {
-		return err
-	}
-	defer closeLog()
 
-	h := hub.New(hub.Config{
-		Log: log, QueueLen: c.Limits.QueueLen, MaxData: c.Limits.MaxData,
-		MaxFilters: c.Limits.MaxTopics, Logger: logger,
-	})
-	srv := server.New(server.Config{
-		Hub: h, PublishKeys: append([]string{key}, c.Publish.Keys...),
-		Heartbeat: c.SSE.Heartbeat, Retry: c.SSE.Retry,
-		MaxBody: c.Limits.MaxBody, MaxBatch: c.Limits.MaxBatch,
-		Web: web.Handler(), Logger: logger,
-	})
+	// Listen first: while the engine is unreachable the node is alive but not ready, and a
+	// load balancer sends it nothing.
+	handler := &swapHandler{}
 	hs := &http.Server{
-		Handler:           srv,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second, // slowloris
 		MaxHeaderBytes:    c.Limits.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -61,12 +50,54 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+	openCtx, stopOpen := context.WithCancel(ctx)
+	go func() { // a failed listener must not leave us retrying forever
+		select {
+		case err := <-serveErr:
+			serveErr <- err
+			stopOpen()
+		case <-openCtx.Done():
+		}
+	}()
+	eng, err := openRetrying(openCtx, func(ctx context.Context) (*engine, error) {
+		return openLog(ctx, c.Engine, c.DataDir, retention, logger)
+	}, logger)
+	stopOpen()
+	if err != nil {
+		hs.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case err := <-serveErr:
+			return err
+		default:
+		}
+		return err
+	}
+	defer eng.close()
+
+	h := hub.New(hub.Config{
+		Log: eng.log, QueueLen: c.Limits.QueueLen, MaxData: c.Limits.MaxData,
+		MaxFilters: c.Limits.MaxTopics, Logger: logger,
+	})
+	tracker := presence.New(presence.Config{Hub: h, Store: eng.presence, Logger: logger})
+	srv := server.New(server.Config{
+		Hub: h, PublishKeys: append([]string{key}, c.Publish.Keys...),
+		Heartbeat: c.SSE.Heartbeat, Retry: c.SSE.Retry,
+		MaxBody: c.Limits.MaxBody, MaxBatch: c.Limits.MaxBatch,
+		Web: web.Handler(), Presence: tracker, Logger: logger,
+	})
+	handler.set(srv)
 
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
 	go func() { h.Run(hubCtx); close(hubDone) }()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
+	presenceDone := make(chan struct{})
+	go func() { tracker.Run(hubCtx); close(presenceDone) }()
+	stopAll := func() { stopHub(); <-hubDone; <-presenceDone }
 
 	announce(stdout, ln.Addr().(*net.TCPAddr), key, created, c.DataDir)
 	logger.Info("herald started", "addr", ln.Addr().String(), "engine", engineName(c.Engine), "data_dir", c.DataDir)
@@ -74,8 +105,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
-		stopHub()
-		<-hubDone
+		stopAll()
 		return err
 	}
 
@@ -90,8 +120,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		logger.Warn("shutdown", "err", err)
 	}
-	stopHub()
-	<-hubDone
+	stopAll()
 	logger.Info("stopped")
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/presence"
 	"github.com/herald-push/herald/internal/sse"
 )
 
@@ -20,11 +21,12 @@ type Config struct {
 	PublishKeys  []string // bearer keys allowed to publish; empty means nobody may
 	Heartbeat    time.Duration
 	Retry        time.Duration
-	MaxBody      int64        // bytes per publish request; 0 means 8 MiB
-	MaxBatch     int          // messages per publish request; 0 means 10,000
-	HistoryLimit int          // most messages per history page; 0 means 1,000
-	Web          http.Handler // served at /; nil means none
-	Logger       *slog.Logger // nil means slog.Default()
+	MaxBody      int64             // bytes per publish request; 0 means 8 MiB
+	MaxBatch     int               // messages per publish request; 0 means 10,000
+	HistoryLimit int               // most messages per history page; 0 means 1,000
+	Web          http.Handler      // served at /; nil means none
+	Presence     *presence.Tracker // nil means this node's subscribers only
+	Logger       *slog.Logger      // nil means slog.Default()
 }
 
 // Server is an http.Handler.
@@ -49,6 +51,9 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Presence == nil {
+		cfg.Presence = presence.New(presence.Config{Hub: cfg.Hub})
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.sse = &sse.Handler{
 		Hub:       cfg.Hub,
@@ -65,6 +70,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /publish", s.handlePublish)
 	s.mux.Handle("GET /events", s.sse)
 	s.mux.HandleFunc("GET /history", s.handleHistory)
+	s.mux.HandleFunc("GET /presence", s.handlePresence)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	if s.cfg.Web != nil {

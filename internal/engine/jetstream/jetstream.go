@@ -78,6 +78,8 @@ type Log struct {
 	epochCheck time.Duration // how often Tail verifies the epoch while idle
 
 	pubOpts []jetstream.PublishOpt
+
+	presence presenceKV // see presence.go
 }
 
 var _ hub.Log = (*Log)(nil)
