@@ -194,6 +194,8 @@ type subscriber struct {
 	got  []string // data of every event received, in order
 	gaps []string // gap notices received
 	hops int      // reconnections
+
+	gapSeen chan struct{} // if set, closed at the first gap notice
 }
 
 // run receives until want messages arrived or ctx ends.
@@ -231,6 +233,9 @@ func (s *subscriber) run(ctx context.Context, want int) error {
 			}
 			if ev.Type == sse.GapEvent {
 				s.gaps = append(s.gaps, ev.Data)
+				if s.gapSeen != nil && len(s.gaps) == 1 {
+					close(s.gapSeen)
+				}
 				continue
 			}
 			s.got = append(s.got, ev.Data)
@@ -317,4 +322,15 @@ func sharedRedis(t *testing.T) string {
 		}
 	})
 	return "redis://" + addr + "/0?prefix=" + prefix
+}
+
+// waitSubscribed waits until n's presence counts want subscribers on topic: they are
+// registered, and everything published from now on reaches them.
+func waitSubscribed(t *testing.T, n *node, topic string, want int) {
+	t.Helper()
+	waitFor(t, "subscribers to register", func() bool {
+		var p struct{ Subscribers int }
+		code, err := getJSON(n.URL+"/presence?topic="+topic, &p)
+		return err == nil && code == http.StatusOK && p.Subscribers == want
+	})
 }

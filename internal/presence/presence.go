@@ -107,9 +107,16 @@ func (t *Tracker) Run(ctx context.Context) error {
 	}
 	tick := time.NewTicker(t.cfg.Interval)
 	defer tick.Stop()
+	failing := false
 	for {
-		if err := t.exchange(ctx); err != nil && ctx.Err() == nil {
-			t.cfg.Logger.Warn("presence exchange failed", "err", err)
+		err := t.exchange(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing: // once per outage, not every tick
+			t.cfg.Logger.Warn("presence exchange failing; other nodes' subscribers age out", "err", err)
+			failing = true
+		case err == nil && failing:
+			t.cfg.Logger.Info("presence exchange recovered")
+			failing = false
 		}
 		select {
 		case <-ctx.Done():

@@ -141,6 +141,10 @@ func (l *Log) connect() error {
 		nats.Name("herald"),
 		nats.MaxReconnects(-1), // a node outlives NATS restarts; calls fail with ErrUnavailable meanwhile
 		nats.ReconnectWait(250 * time.Millisecond),
+		// No buffering while reconnecting: a publish then fails at once (503) instead of
+		// failing on timeout and being stored later anyway, which would turn "not
+		// acknowledged" into "stored after all".
+		nats.ReconnectBufSize(-1),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
