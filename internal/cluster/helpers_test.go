@@ -328,7 +328,7 @@ func sharedRedis(t *testing.T) string {
 // registered, and everything published from now on reaches them.
 func waitSubscribed(t *testing.T, n *node, topic string, want int) {
 	t.Helper()
-	waitFor(t, "subscribers to register", func() bool {
+	waitFor(t, fmt.Sprintf("%d subscribers to register on %s", want, n.URL), func() bool {
 		var p struct{ Subscribers int }
 		code, err := getJSON(n.URL+"/presence?topic="+topic, &p)
 		return err == nil && code == http.StatusOK && p.Subscribers == want

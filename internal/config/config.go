@@ -15,7 +15,7 @@ import (
 type Config struct {
 	Addr    string `yaml:"addr" default:":8080" help:"listen address (host:port)"`
 	DataDir string `yaml:"data_dir" default:"herald-data" help:"directory for the embedded log and the generated publisher key; created if missing"`
-	Engine  string `yaml:"engine" default:"" help:"message log: empty for the embedded durable log, memory (nothing survives a restart), or nats://host:4222 for an external NATS JetStream"`
+	Engine  string `yaml:"engine" default:"" help:"message log: empty for the embedded durable log, memory (nothing survives a restart), nats://host:4222 for an external NATS JetStream, or redis://host:6379/0 for Redis; add ?prefix=NAME to share one engine between clusters (docs/scaling.md)"`
 
 	Log       Log       `yaml:"log"`
 	SSE       SSE       `yaml:"sse"`

@@ -174,6 +174,9 @@ func (l *Log) Last(ctx context.Context) (uint64, error) {
 // (or the one another node rolled to is adopted) and an error wrapping hub.ErrUnavailable
 // says so, unless was is already stale (the caller then just learns the new state).
 func (l *Log) check(ctx context.Context, was string) (uint64, error) {
+	// The mark is read first: every seq it covers was acknowledged before the MGET started,
+	// so a lower sequence in the reply really is a loss, not an append racing this check.
+	high := l.high.Load()
 	vals, err := l.rdb.MGet(ctx, l.keys[kEpoch], l.keys[kSeq]).Result()
 	if err != nil {
 		return 0, fmt.Errorf("redis: %w", mapErr(err))
@@ -185,13 +188,13 @@ func (l *Log) check(ctx context.Context, was string) (uint64, error) {
 	}
 	cur := l.Epoch()
 	switch {
-	case e == cur && seq >= l.high.Load():
+	case e == cur && seq >= high:
 		if was != cur {
 			return seq, fmt.Errorf("redis: %w: epoch changed to %s", hub.ErrUnavailable, cur)
 		}
 		return seq, nil
 	case e == cur: // same epoch, sequence went backwards: restored from an older snapshot
-		l.logger.Warn("redis lost acknowledged messages; starting a new epoch", "seq", seq, "acknowledged", l.high.Load())
+		l.logger.Warn("redis lost acknowledged messages; starting a new epoch", "seq", seq, "acknowledged", high)
 		err = l.roll(ctx, e)
 	default: // wiped (no epoch) or rolled by another node
 		l.logger.Warn("redis log epoch changed", "was", cur, "now", e)
