@@ -328,9 +328,16 @@ func sharedRedis(t *testing.T) string {
 // registered, and everything published from now on reaches them.
 func waitSubscribed(t *testing.T, n *node, topic string, want int) {
 	t.Helper()
+	last := -1
+	defer func() {
+		if t.Failed() {
+			t.Logf("presence of %s on %s: last count %d, want %d", topic, n.URL, last, want)
+		}
+	}()
 	waitFor(t, fmt.Sprintf("%d subscribers to register on %s", want, n.URL), func() bool {
 		var p struct{ Subscribers int }
 		code, err := getJSON(n.URL+"/presence?topic="+topic, &p)
+		last = p.Subscribers
 		return err == nil && code == http.StatusOK && p.Subscribers == want
 	})
 }
