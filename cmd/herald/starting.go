@@ -41,7 +41,8 @@ func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // openRetrying opens the engine, retrying with backoff (100ms doubling to 5s) while it is
 // unreachable, until ctx ends. Configuration errors fail at once.
-func openRetrying(ctx context.Context, open func(context.Context) (*engine, error), logger *slog.Logger) (*engine, error) {
+// A failure of the listener (serveErr) also ends the wait; its error is returned.
+func openRetrying(ctx context.Context, serveErr <-chan error, open func(context.Context) (*engine, error), logger *slog.Logger) (*engine, error) {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -63,6 +64,8 @@ func openRetrying(ctx context.Context, open func(context.Context) (*engine, erro
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case err := <-serveErr:
+			return nil, err
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)

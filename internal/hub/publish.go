@@ -17,9 +17,10 @@ var (
 	ErrBadEvent   = errors.New("hub: bad event type")
 )
 
-// validEvent allows printable ASCII without space: an event type is one SSE field value and
-// a JavaScript event name, so CR, LF and NUL in particular could inject fields or events.
-func validEvent(e string) error {
+// ValidateEvent returns an error wrapping ErrBadEvent unless e is a valid event type: at most
+// 64 bytes of printable ASCII without space. An event type is one SSE field value and a
+// JavaScript event name, so CR, LF and NUL in particular could inject fields or events.
+func ValidateEvent(e string) error {
 	if len(e) > MaxEventLen {
 		return fmt.Errorf("%w: longer than %d bytes", ErrBadEvent, MaxEventLen)
 	}
@@ -45,7 +46,7 @@ func (h *Hub) Validate(m *Message) error {
 			return err
 		}
 	}
-	if err := validEvent(m.Event); err != nil {
+	if err := ValidateEvent(m.Event); err != nil {
 		return err
 	}
 	if len(m.Data) > h.cfg.MaxData {
@@ -127,6 +128,7 @@ func (h *Hub) History(ctx context.Context, f *Filter, since string, limit int) (
 		// Nothing to continue from: report the gap and the current position.
 		return Page{Messages: []*Message{}, Next: FormatID(h.Epoch(), upto), Gap: gap}, nil
 	}
+	h.stats.LogReads.Add(1)
 	msgs, err := h.log.Read(ctx, after, upto, f, limit)
 	if err != nil {
 		return Page{}, err

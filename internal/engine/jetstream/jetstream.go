@@ -79,7 +79,7 @@ type Log struct {
 
 	pubOpts []jetstream.PublishOpt
 
-	presence presenceKV // see presence.go
+	presence *presenceKV // see presence.go; a pointer, so that copies of a Log share it
 }
 
 var _ hub.Log = (*Log)(nil)
@@ -110,6 +110,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		multiSubject: cfg.Stream + ".m",
 		retainBase:   cfg.Stream + ".r",
 		epochCheck:   5 * time.Second,
+		presence:     &presenceKV{},
 	}
 	if l.logger == nil {
 		l.logger = slog.Default()
