@@ -136,14 +136,7 @@ func testEngineRestart(t *testing.T, kind string) {
 }
 
 func TestEngineDataLossRedis(t *testing.T) { testEngineDataLoss(t, "redis") }
-func TestEngineDataLossNATS(t *testing.T) {
-	// Known limitation of internal/engine/jetstream: when the stream disappears (NATS restarted
-	// on an empty store) the Log keeps failing with "stream not found" instead of recreating
-	// the stream under a new epoch, so the node stays not ready and no gap notice is sent.
-	// Fixing it needs a mutable epoch and stream handles in that package.
-	t.Skip("jetstream engine does not recreate a lost stream yet (see docs/scaling.md, Known limits)")
-	testEngineDataLoss(t, "nats")
-}
+func TestEngineDataLossNATS(t *testing.T)  { testEngineDataLoss(t, "nats") }
 
 // testEngineDataLoss restarts the engine empty: the node must notice, and a resuming
 // subscriber must get a gap notice rather than silently miss or mix messages.

@@ -51,7 +51,7 @@ func (l *Log) Append(ctx context.Context, msgs []*hub.Message) ([]bool, error) {
 		}
 	}
 	for i, m := range msgs {
-		m.Seq, m.ID, m.Time = seqs[i], hub.FormatID(l.epoch, seqs[i]), now
+		m.Seq, m.ID, m.Time = seqs[i], hub.FormatID(l.Epoch(), seqs[i]), now
 	}
 	if err := l.retainBatch(ctx, msgs); err != nil {
 		return nil, err
