@@ -26,14 +26,13 @@ type Config struct {
 	PublishKeys  []string // bearer keys allowed to publish; empty means nobody may
 	Heartbeat    time.Duration
 	Retry        time.Duration
-	MaxBody      int64             // bytes per publish request; 0 means 8 MiB
-	MaxBatch     int               // messages per publish request; 0 means 10,000
-	HistoryLimit int               // most messages per history page; 0 means 1,000
-	WS           *ws.Handler       // WebSocket settings; New sets its Hub, Principal and Code; nil means defaults
-	Poll         *poll.Handler     // long-polling settings; New sets its Hub, Request and Fail; nil means defaults
-	Web          http.Handler      // served at /; nil means none
-	Presence     *presence.Tracker // nil means this node's subscribers only
-	Logger       *slog.Logger      // nil means slog.Default()
+	MaxBody      int64         // bytes per publish request; 0 means 8 MiB
+	MaxBatch     int           // messages per publish request; 0 means 10,000
+	HistoryLimit int           // most messages per history page; 0 means 1,000
+	WS           *ws.Handler   // WebSocket settings; New sets its Hub, Principal and Code; nil means defaults
+	Poll         *poll.Handler // long-polling settings; New sets its Hub, Request and Fail; nil means defaults
+	Web          http.Handler  // served at /; nil means none
+	Logger       *slog.Logger  // nil means slog.Default()
 
 	// Auth turns credentials into rights. nil means: PublishKeys may do everything and anyone
 	// may subscribe to anything (tests and the open development default).
@@ -43,6 +42,9 @@ type Config struct {
 	Origins    []string      // CORS allow-list of exact origins; "*" allows any, without credentials
 	CORSMaxAge time.Duration // preflight cache; 0 means 10m
 	Limits     Limits        // connection admission and rates; zero values mean no limit
+
+	// Presence answers GET /presence; nil means this node's subscribers only.
+	Presence *presence.Tracker
 
 	// Operations (observe.go).
 	LogRequests bool   // log every request at info level; otherwise at debug (5xx always at error)
