@@ -15,7 +15,7 @@ import (
 type Config struct {
 	Addr      string `yaml:"addr" default:":8080" help:"listen address (host:port)"`
 	DataDir   string `yaml:"data_dir" default:"herald-data" help:"directory for the embedded log and the generated publisher key; created if missing"`
-	Engine    string `yaml:"engine" default:"" help:"message log: empty for the embedded durable log, memory (nothing survives a restart), or nats://host:4222 for an external NATS JetStream"`
+	Engine    string `yaml:"engine" default:"" help:"message log: empty for the embedded durable log, memory (nothing survives a restart), nats://host:4222 for an external NATS JetStream, or redis://host:6379/0 for Redis; add ?prefix=NAME to share one engine between clusters (docs/scaling.md)"`
 	H2C       bool   `yaml:"h2c" default:"false" help:"also accept HTTP/2 without TLS (prior knowledge), for a proxy that speaks h2c to Herald; browsers need TLS for HTTP/2"`
 	Dashboard bool   `yaml:"dashboard" default:"true" help:"serve the dashboard and demos at / and their statistics at /api/stats, which lists the busiest topic names: turn it off where topic names are private"`
 
