@@ -89,6 +89,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.Dashboard {
 		pages = web.Handler()
 	}
+	proxies, _ := c.Limits.Proxies() // validated by config.Load
 	srv := server.New(server.Config{
 		Hub: h, PublishKeys: append([]string{key}, c.Publish.Keys...),
 		Heartbeat: c.SSE.Heartbeat, Retry: c.SSE.Retry,
@@ -108,7 +109,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Origins: c.CORS.AllowedOrigins, CORSMaxAge: c.CORS.MaxAge,
 		Limits: server.Limits{
 			ConnsPerIP: c.Limits.ConnsPerIP, ConnsPerIdentity: c.Limits.ConnsPerIdentity,
-			Handshakes: c.Limits.Handshakes, HandshakeWait: c.Limits.HandshakeWait,
+			TrustedProxies: proxies,
+			Handshakes:     c.Limits.Handshakes, HandshakeWait: c.Limits.HandshakeWait,
 		},
 	})
 	hs.RegisterOnShutdown(srv.CloseWebSockets) // Shutdown does not wait for hijacked connections
