@@ -20,7 +20,8 @@ type Event struct {
 // data lines joined with LF, events with no data not dispatched (but their id recorded).
 type Reader struct {
 	r      *bufio.Reader
-	lastID string
+	lastID string // committed when an event is dispatched, as EventSource does
+	idBuf  string // the id field seen so far; it becomes lastID at the blank line
 	retry  time.Duration
 	// OnComment, if set, is called with the text of every comment line.
 	OnComment func(string)
@@ -31,7 +32,9 @@ func NewReader(r io.Reader) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 64<<10)}
 }
 
-// LastID returns the last event id recorded, including ids of events without data.
+// LastID returns the last event id of a complete event (ended by a blank line), including
+// events without data. An id line whose event was cut off does not count: resuming from it
+// would skip that event.
 func (d *Reader) LastID() string { return d.lastID }
 
 // Next returns the next dispatched event.
@@ -45,6 +48,7 @@ func (d *Reader) Next() (Event, error) {
 			return Event{}, err
 		}
 		if len(line) == 0 {
+			d.lastID = d.idBuf
 			if !hasData {
 				typ = ""
 				continue
@@ -70,7 +74,7 @@ func (d *Reader) Next() (Event, error) {
 			typ = string(value)
 		case "id":
 			if !bytes.ContainsRune(value, 0) {
-				d.lastID = string(value)
+				d.idBuf = string(value)
 			}
 		case "retry":
 			if ms, err := strconv.Atoi(string(value)); err == nil {
