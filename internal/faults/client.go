@@ -144,6 +144,9 @@ type Publisher struct {
 
 	n int
 
+	// LastID is the id of the last acknowledged publish.
+	LastID string
+
 	Statuses sync.Map // status code -> *atomic.Int64
 }
 
@@ -175,6 +178,7 @@ func (p *Publisher) Publish(ctx context.Context) (int, error) {
 		if err := json.Unmarshal(b, &r); err != nil {
 			return resp.StatusCode, fmt.Errorf("publish %s: answer %q: %w", payload, b, err)
 		}
+		p.LastID = r.ID
 		return resp.StatusCode, p.Oracle.Record(p.Topic, payload, Acked, r.ID)
 	case resp.StatusCode/100 == 4 || p.Strict5xx:
 		return resp.StatusCode, p.Oracle.Record(p.Topic, payload, Refused, "")

@@ -22,6 +22,8 @@ type Proxy struct {
 
 	Accepted atomic.Int64
 	Resets   atomic.Int64
+
+	nextReset atomic.Int64 // resetAfter for the next accepted connection; -1: none
 }
 
 type proxyConn struct {
@@ -32,6 +34,7 @@ type proxyConn struct {
 	stalled    atomic.Bool
 	stallCh    chan struct{} // closed and replaced to wake a stalled copier
 	mu         sync.Mutex
+	halfClosed atomic.Int32 // directions that ended with EOF; at 2 the connection is done
 }
 
 // NewProxy listens on a free loopback port and forwards to target (host:port).
@@ -41,6 +44,7 @@ func NewProxy(target string) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{ln: ln, target: target, conns: make(map[*proxyConn]struct{})}
+	p.nextReset.Store(-1)
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -62,7 +66,7 @@ func (p *Proxy) accept() {
 			continue
 		}
 		pc := &proxyConn{client: c.(*net.TCPConn), server: s.(*net.TCPConn), stallCh: make(chan struct{})}
-		pc.resetAfter.Store(-1)
+		pc.resetAfter.Store(p.nextReset.Swap(-1))
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
@@ -83,7 +87,6 @@ func (p *Proxy) accept() {
 // can land in the middle of an SSE frame.
 func (p *Proxy) pipe(pc *proxyConn, src, dst *net.TCPConn, downstream bool) {
 	defer p.wg.Done()
-	defer p.drop(pc)
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
@@ -101,21 +104,26 @@ func (p *Proxy) pipe(pc *proxyConn, src, dst *net.TCPConn, downstream bool) {
 				if int64(n) >= left {
 					dst.Write(buf[:left])
 					p.Resets.Add(1)
-					return // drop resets both sides
+					p.drop(pc) // resets both sides
+					return
 				}
 				pc.resetAfter.Store(left - int64(n))
 			}
 		}
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
+				p.drop(pc)
 				return
 			}
 		}
 		if err != nil {
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) { // pass the FIN on; the other direction may go on
 				dst.CloseWrite()
-				continue
+				if pc.halfClosed.Add(1) < 2 {
+					return
+				}
 			}
+			p.drop(pc)
 			return
 		}
 	}
@@ -176,6 +184,11 @@ func (p *Proxy) ResetMidStream(pick func(n int) int, after int64) bool {
 	conns[pick(len(conns))].resetAfter.Store(after)
 	return true
 }
+
+// ResetNextAfter makes the next accepted connection reset once the server has sent n bytes
+// through it: with every n from 0 to the length of a stream, a test cuts every frame at every
+// byte.
+func (p *Proxy) ResetNextAfter(n int64) { p.nextReset.Store(n) }
 
 // ResetAll resets every open connection now.
 func (p *Proxy) ResetAll() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/herald-push/herald/internal/hub"
@@ -35,6 +36,8 @@ type Handler struct {
 	Fail func(w http.ResponseWriter, r *http.Request, err error)
 	// OnEnd, if set, is told why each stream ended (for metrics).
 	OnEnd func(reason error)
+
+	once sync.Once // defaults are filled in once: requests run concurrently
 }
 
 func (h *Handler) defaults() {
@@ -70,7 +73,7 @@ func LastEventID(r *http.Request) string {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.defaults()
+	h.once.Do(h.defaults)
 	q := r.URL.Query()
 	format := q.Get("format")
 	if format != "" && format != FormatRaw && format != FormatEnvelope {
