@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/herald-push/herald/internal/hub"
@@ -32,8 +34,56 @@ type SSEClient struct {
 	lastID string
 	cancel context.CancelFunc
 
+	// ReadBuffer, when set, shrinks the socket's receive buffer, so that a paused client
+	// pushes back on the server within a few frames instead of megabytes.
+	ReadBuffer int
+
+	paused atomic.Bool
+	resume chan struct{}
+
 	Connected atomic.Bool // headers received on the current connection
 	Conns     atomic.Int64
+}
+
+// Pause stops reading, as a stuck browser tab or a congested mobile link does; Unpause reads on.
+func (c *SSEClient) Pause() {
+	c.mu.Lock()
+	if !c.paused.Swap(true) {
+		c.resume = make(chan struct{})
+	}
+	c.mu.Unlock()
+}
+
+// Unpause resumes reading.
+func (c *SSEClient) Unpause() {
+	c.mu.Lock()
+	if c.paused.Swap(false) {
+		close(c.resume)
+	}
+	c.mu.Unlock()
+}
+
+// pausable blocks reads while its client is paused.
+type pausable struct {
+	c   *SSEClient
+	r   io.Reader
+	ctx context.Context
+}
+
+func (p pausable) Read(b []byte) (int, error) {
+	if p.c.paused.Load() {
+		p.c.mu.Lock()
+		ch := p.c.resume
+		p.c.mu.Unlock()
+		if ch != nil {
+			select {
+			case <-ch:
+			case <-p.ctx.Done():
+				return 0, p.ctx.Err()
+			}
+		}
+	}
+	return p.r.Read(b)
 }
 
 // NewSSEClient returns a client that starts from lastID ("" for a new subscriber).
@@ -80,7 +130,16 @@ func (c *SSEClient) client() *http.Client {
 	if c.HTTP != nil {
 		return c.HTTP
 	}
-	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	tr := &http.Transport{DisableKeepAlives: true}
+	if c.ReadBuffer > 0 {
+		d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) {
+				syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, c.ReadBuffer)
+			})
+		}}
+		tr.DialContext = d.DialContext
+	}
+	return &http.Client{Transport: tr}
 }
 
 // once runs one connection until it ends.
@@ -109,7 +168,7 @@ func (c *SSEClient) once(ctx context.Context) {
 	c.Conns.Add(1)
 	c.Connected.Store(true)
 	defer c.Connected.Store(false)
-	r := sse.NewReader(resp.Body)
+	r := sse.NewReader(pausable{c, resp.Body, cctx})
 	for {
 		ev, err := r.Next()
 		if id := r.LastID(); id != "" {
