@@ -87,7 +87,7 @@ func (p *Proxy) accept() {
 // can land in the middle of an SSE frame.
 func (p *Proxy) pipe(pc *proxyConn, src, dst *net.TCPConn, downstream bool) {
 	defer p.wg.Done()
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 8<<10)
 	for {
 		n, err := src.Read(buf)
 		for pc.stalled.Load() {
