@@ -20,6 +20,7 @@ const usage = `usage: herald <command> [flags]
 commands:
   serve     run the server
   publish   publish a message: herald publish TOPIC DATA [--event E] [--retain]
+  soak      run a server under churn and faults, reporting memory and goroutines: herald soak --duration 5m
   config    check FILE: validate a configuration file; example: print one with every default
   version   print the version
 
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "publish":
 		return publish(ctx, args[1:], stdout, stderr)
+	case "soak":
+		return soakCmd(ctx, args[1:], stdout, stderr)
 	case "config":
 		return configCmd(args[1:], stdout)
 	case "version":

@@ -104,6 +104,15 @@ type Subscriber struct {
 	seen     map[string]bool
 	problems []string
 	resumes  int
+	left     bool // the client went away for good: nothing more is owed to it
+}
+
+// Leave marks the subscriber as gone for good (churn): what it received is still checked for
+// duplicates, order and refused publishes, but nothing more is owed to it.
+func (s *Subscriber) Leave() {
+	s.mu.Lock()
+	s.left = true
+	s.mu.Unlock()
 }
 
 type delivery struct {
@@ -234,6 +243,9 @@ func (o *Oracle) check(s *Subscriber) (missing, problems []string) {
 		case p.outcome == Acked && p.seq != d.seq:
 			problems = append(problems, fmt.Sprintf("delivered %s at seq %d, acknowledged as seq %d", d.payload, d.seq, p.seq))
 		}
+	}
+	if s.left {
+		return nil, problems
 	}
 	for payload, p := range o.pubs {
 		if p.outcome != Acked || p.seq <= s.from || !slices.Contains(s.topics, p.topic) || s.seen[payload] {
