@@ -4,6 +4,8 @@
 //
 //	herald serve                      run the server (embedded durable log under ./herald-data)
 //	herald publish TOPIC DATA         publish one message
+//	herald token --sub ID ...         mint a development token
+//	herald healthcheck                exit 0 when the configured server is alive
 package main
 
 import (
@@ -21,7 +23,10 @@ commands:
   serve     run the server
   publish   publish a message: herald publish TOPIC DATA [--event E] [--retain]
   soak      run a server under churn and faults, reporting memory and goroutines: herald soak --duration 5m
+  token     mint a development token: herald token --sub 17 --subscribe 'users/17/**' --ttl 1h
   config    check FILE: validate a configuration file; example: print one with every default
+  healthcheck  exit 0 if the configured server answers /healthz (--ready: /readyz)
+  bench     load generator: herald bench --n 10000 --rate 100 --compare naive
   version   print the version
 
 Run "herald <command> -h" for the flags of a command.
@@ -51,8 +56,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return publish(ctx, args[1:], stdout, stderr)
 	case "soak":
 		return soakCmd(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr)
+	case "token":
+		return token(args[1:], stdout, stderr)
 	case "config":
 		return configCmd(args[1:], stdout)
+	case "healthcheck":
+		return healthcheck(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "herald", version)
 		return nil

@@ -159,6 +159,10 @@ func TestServeTourAndGracefulRestart(t *testing.T) {
 	dir := t.TempDir()
 	p := start(t, dir)
 	for _, want := range []string{"dashboard", "curl -N", "Bearer " + p.Key, "publisher key generated"} {
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(p.output(), want) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond) // the announcement is a few lines after "listening"
+		}
 		if !strings.Contains(p.output(), want) {
 			t.Errorf("start-up output lacks %q:\n%s", want, p.output())
 		}

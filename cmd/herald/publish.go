@@ -1,16 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/herald-push/herald/client"
 )
 
 func publish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -56,26 +54,11 @@ func publish(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		*key = strings.TrimSpace(string(b))
 	}
-	body, _ := json.Marshal(map[string]any{"topic": pos[0], "data": data, "event": *event, "retain": *retain, "idempotencyKey": *idem})
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*url, "/")+"/publish", bytes.NewReader(body))
+	c := client.New(*url, client.Options{Key: *key})
+	id, err := c.Publish(ctx, client.Message{Topic: pos[0], Data: data, Event: *event, Retain: *retain, IdempotencyKey: *idem})
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+*key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(out))
-	}
-	var r struct{ ID string }
-	json.Unmarshal(out, &r)
-	fmt.Fprintln(stdout, r.ID)
+	fmt.Fprintln(stdout, id)
 	return nil
 }

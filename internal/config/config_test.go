@@ -45,6 +45,8 @@ func TestPrecedence(t *testing.T) {
 		{"flag over env", []string{"--config", path, "--sse-heartbeat", "40s"}, map[string]string{"HERALD_SSE_HEARTBEAT": "30s"}, func(c *Config) bool { return c.SSE.Heartbeat == 40*time.Second }},
 		{"config from env", nil, map[string]string{"HERALD_CONFIG": path}, func(c *Config) bool { return c.Addr == ":1" }},
 		{"list", []string{"--publish-keys", "a, b"}, nil, func(c *Config) bool { return strings.Join(c.Publish.Keys, "|") == "a|b" }},
+		{"bool flag alone", []string{"--h2c", "--dashboard=false"}, nil, func(c *Config) bool { return c.H2C && !c.Dashboard }},
+		{"bool from env", nil, map[string]string{"HERALD_LOG_REQUESTS": "true"}, func(c *Config) bool { return c.Log.Requests }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,6 +72,10 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"sse:\n  heartbeat: 10ms\n", nil, "sse.heartbeat: must be at least 1s"},
 		{"", map[string]string{"HERALD_LIMITS_QUEUE_LEN": "many"}, "HERALD_LIMITS_QUEUE_LEN"},
 		{"log:\n  format: xml\n", nil, "log.format"},
+		{"tls:\n  cert: a.pem\n", nil, "tls.cert and tls.key must be set together"},
+		{"admin:\n  adr: ':9090'\n", nil, "unknown key admin.adr"},
+		{"dashboard: maybe\n", nil, "dashboard"},
+		{"shutdown:\n  delay: -1s\n", nil, "shutdown.delay"},
 	}
 	for _, tt := range tests {
 		_, err := load(t, []string{"--config", writeFile(t, tt.file)}, tt.env)
@@ -113,5 +119,12 @@ func TestReferenceIsCurrent(t *testing.T) {
 			return
 		}
 		t.Errorf("%s is out of date; run HERALD_UPDATE_DOCS=1 go test ./internal/config", path)
+	}
+}
+
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv([]string{"HERALD_ADDR=:1", "HERALD_SSE_HEARTBET=5s", "HERALD_CONFIG=x", "PATH=/bin"})
+	if strings.Join(got, ",") != "HERALD_SSE_HEARTBET" {
+		t.Errorf("UnknownEnv = %v, want [HERALD_SSE_HEARTBET]", got)
 	}
 }

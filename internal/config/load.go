@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/herald-push/herald/internal/hub"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -228,6 +229,27 @@ func (f flagValue) String() string {
 }
 func (f flagValue) Set(s string) error { return set(f.v, s) }
 
+// IsBoolFlag lets a boolean be switched on by its name alone: --h2c means --h2c=true.
+func (f flagValue) IsBoolFlag() bool { return f.v.IsValid() && f.v.Kind() == reflect.Bool }
+
+// UnknownEnv returns the HERALD_* variables in environ (KEY=value pairs) that name no setting:
+// most likely typos. They are reported, not rejected, because other tools (herald publish, the
+// tests) read HERALD_* variables of their own.
+func UnknownEnv(environ []string) []string {
+	known := map[string]bool{"HERALD_CONFIG": true}
+	for _, f := range fields(Default()) {
+		known[f.env] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "HERALD_") && !known[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // Load builds the configuration of `herald serve`: defaults, then the file named by --config
 // or HERALD_CONFIG, then the environment, then the flags in args. It validates the result.
 func Load(args []string, fs *flag.FlagSet, lookup func(string) (string, bool)) (*Config, error) {
@@ -277,6 +299,12 @@ func (c *Config) Validate() error {
 	check(strings.Contains("debug info warn error", c.Log.Level) && c.Log.Level != "", "log.level", "must be debug, info, warn or error")
 	check(c.SSE.Heartbeat >= time.Second, "sse.heartbeat", "must be at least 1s")
 	check(c.SSE.Retry >= 100*time.Millisecond, "sse.retry", "must be at least 100ms")
+	check(c.WS.CompressionThreshold >= 0, "ws.compression_threshold", "must not be negative")
+	check(c.WS.MaxMessage >= 1024, "ws.max_message", "must be at least 1024")
+	check(c.WS.MaxSubscriptions >= 1, "ws.max_subscriptions", "must be at least 1")
+	check(c.WS.PublishRate > 0 && c.WS.PublishBurst >= 1, "ws.publish_rate", "rate must be positive and burst at least 1")
+	check(c.WS.PingInterval >= time.Second && c.WS.PongTimeout >= time.Second, "ws.ping_interval", "ping interval and pong timeout must be at least 1s")
+	check(c.Poll.Timeout >= time.Second && c.Poll.Timeout <= c.Poll.MaxTimeout, "poll.timeout", "must be at least 1s and at most poll.max_timeout")
 	check(c.Retention.PerTopic >= 0, "retention.per_topic", "must not be negative")
 	check(c.Retention.MaxAge >= 0, "retention.max_age", "must not be negative")
 	check(c.Retention.MaxBytes >= 0, "retention.max_bytes", "must not be negative")
@@ -287,5 +315,23 @@ func (c *Config) Validate() error {
 	check(c.Limits.MaxBatch >= 1, "limits.max_batch", "must be at least 1")
 	check(c.Limits.MaxHeaderBytes >= 4096, "limits.max_header_bytes", "must be at least 4096")
 	check(c.Shutdown.Drain >= 0, "shutdown.drain", "must not be negative")
+	check(c.Limits.PublishRate >= 0, "limits.publish_rate", "must not be negative")
+	check(c.Limits.HandshakeWait >= 0, "limits.handshake_wait", "must not be negative")
+	check(c.Auth.Leeway >= 0 && c.Auth.Leeway <= 5*time.Minute, "auth.leeway", "must be between 0 and 5m")
+	check(c.Auth.JWTSecret == "" || len(c.Auth.JWTSecret) >= 32, "auth.jwt_secret", "must be at least 32 bytes")
+	check(c.Auth.JWTSecret == "" || c.Auth.JWTSecretFile == "", "auth.jwt_secret_file", "set jwt_secret or jwt_secret_file, not both")
+	check(c.Auth.Cookie != "", "auth.cookie", "must not be empty")
+	for _, p := range c.Auth.AnonymousSubscribe {
+		check(p == "none" || validPattern(p), "auth.anonymous_subscribe", fmt.Sprintf("%q is not a topic or pattern", p))
+	}
+	for _, o := range c.CORS.AllowedOrigins {
+		check(o == "*" || strings.HasPrefix(o, "http://") || strings.HasPrefix(o, "https://"), "cors.allowed_origins", fmt.Sprintf("%q: an origin is scheme://host[:port], or *", o))
+	}
+	check(c.Shutdown.Delay >= 0, "shutdown.delay", "must not be negative")
+	check((c.TLS.Cert == "") == (c.TLS.Key == ""), "tls.cert", "tls.cert and tls.key must be set together")
+	check(c.Admin.Addr == "" || c.Admin.Addr != c.Addr, "admin.addr", "must differ from addr")
 	return errors.Join(errs...)
 }
+
+// validPattern reports whether p is a valid hub topic or pattern.
+func validPattern(p string) bool { return hub.ValidatePattern(p) == nil }

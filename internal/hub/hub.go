@@ -6,6 +6,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,8 @@ type Stats struct {
 	Published atomic.Uint64
 	Delivered atomic.Uint64 // messages queued to subscribers
 	Evicted   atomic.Uint64 // subscriptions ended as too slow
+	Resumed   atomic.Uint64 // subscriptions that resumed from a client's last id (replay)
+	LogReads  atomic.Uint64 // history pages and catch-up pages read from the log
 }
 
 // New returns a hub over cfg.Log. It serves subscriptions only once Run has started.
@@ -165,6 +168,7 @@ type Request struct {
 	Filter   *Filter
 	After    string // the last id the client received; empty for a new subscriber
 	Identity string
+	Expires  time.Time // zero: never; transports end the connection at this time (the hub ignores it)
 }
 
 // Subscribe registers a subscription. A new subscriber first receives the retained value of
@@ -183,6 +187,9 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 	after, gap, err := h.resumePoint(ctx, req.After, req.Filter)
 	if err != nil {
 		return nil, err
+	}
+	if after != nil {
+		h.stats.Resumed.Add(1)
 	}
 	s := &Subscription{
 		hub: h, filter: req.Filter, Identity: req.Identity, max: h.cfg.QueueLen, gap: gap,
@@ -215,7 +222,7 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 			return nil, err
 		}
 		retained = slices.DeleteFunc(retained, func(m *Message) bool { return m.Seq > head })
-		slices.SortFunc(retained, func(a, b *Message) int { return cmpSeq(a.Seq, b.Seq) })
+		slices.SortFunc(retained, func(a, b *Message) int { return cmp.Compare(a.Seq, b.Seq) })
 		retained = slices.CompactFunc(retained, func(a, b *Message) bool { return a.Seq == b.Seq })
 		s.backlog = retained
 	}
@@ -252,16 +259,6 @@ func (h *Hub) resumePoint(ctx context.Context, id string, f *Filter) (*uint64, *
 	return &seq, nil, nil
 }
 
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func (h *Hub) remove(s *Subscription) {
 	h.mu.Lock()
 	h.idx.remove(s)
@@ -283,6 +280,13 @@ func (h *Hub) Close() {
 }
 
 func (h *Hub) evictAll(reason error) {
+	for _, s := range h.all() {
+		s.end(reason)
+	}
+}
+
+// all returns every registered subscription once.
+func (h *Hub) all() []*Subscription {
 	h.mu.Lock()
 	var all []*Subscription
 	seen := make(map[*Subscription]bool)
@@ -297,7 +301,5 @@ func (h *Hub) evictAll(reason error) {
 		}
 	}
 	h.mu.Unlock()
-	for _, s := range all {
-		s.end(reason)
-	}
+	return all
 }

@@ -128,6 +128,7 @@ func (h *Hub) History(ctx context.Context, f *Filter, since string, limit int) (
 		// Nothing to continue from: report the gap and the current position.
 		return Page{Messages: []*Message{}, Next: FormatID(h.Epoch(), upto), Gap: gap}, nil
 	}
+	h.stats.LogReads.Add(1)
 	msgs, err := h.log.Read(ctx, after, upto, f, limit)
 	if err != nil {
 		return Page{}, err

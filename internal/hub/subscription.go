@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // Reasons a subscription ends. Transports report them to the client (SSE comment, WebSocket
@@ -62,8 +63,24 @@ type Subscription struct {
 	max    int
 	err    error
 
-	ready chan struct{} // capacity 1: "queue became non-empty"
-	done  chan struct{}
+	ready  chan struct{} // capacity 1: "queue became non-empty"
+	done   chan struct{}
+	notify atomic.Pointer[func()]
+}
+
+// Notify makes the hub call fn whenever Ready is signalled and once when the subscription ends,
+// so that a transport can serve many subscriptions from a few goroutines instead of parking
+// one on Ready per subscription. fn is called from the hub's goroutines, sometimes with the
+// subscription's lock held: it must not block and must not call the subscription's methods.
+// If messages are already waiting or the subscription has ended, fn is called at once.
+func (s *Subscription) Notify(fn func()) {
+	s.notify.Store(&fn)
+	s.mu.Lock()
+	pending := len(s.queue) > 0 || s.err != nil
+	s.mu.Unlock()
+	if pending {
+		fn()
+	}
 }
 
 // Filter returns the topics and patterns of the subscription.
@@ -117,6 +134,7 @@ func (s *Subscription) catchUp(ctx context.Context, max int) (Batch, error) {
 		return Batch{Messages: out}, nil
 	}
 	if s.cursor < s.upto {
+		s.hub.stats.LogReads.Add(1)
 		msgs, err := s.hub.log.Read(ctx, s.cursor, s.upto, s.filter, max)
 		if err != nil {
 			return Batch{}, err
@@ -170,6 +188,9 @@ func (s *Subscription) signal() {
 	case s.ready <- struct{}{}:
 	default:
 	}
+	if fn := s.notify.Load(); fn != nil {
+		(*fn)()
+	}
 }
 
 // end records why the subscription ended, closes Done and unregisters it, once.
@@ -184,4 +205,7 @@ func (s *Subscription) end(reason error) {
 	close(s.done)
 	s.mu.Unlock()
 	s.hub.remove(s)
+	if fn := s.notify.Load(); fn != nil {
+		(*fn)()
+	}
 }

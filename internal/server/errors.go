@@ -7,7 +7,10 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/herald-push/herald/internal/auth"
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/metrics"
+	"github.com/herald-push/herald/internal/poll"
 	"github.com/herald-push/herald/internal/sse"
 )
 
@@ -18,6 +21,8 @@ var (
 	ErrBadRequest   = errors.New("bad request")
 	ErrBodyTooLarge = errors.New("request body too large")
 	ErrDraining     = errors.New("server is shutting down")
+	ErrRateLimited  = errors.New("rate limit exceeded")
+	ErrOverloaded   = errors.New("too many connections")
 )
 
 // status is the only place that knows which error means which HTTP status, and which code
@@ -25,10 +30,16 @@ var (
 func status(err error) (int, string) {
 	var maxBytes *http.MaxBytesError
 	switch {
-	case errors.Is(err, ErrUnauthorized):
+	case errors.Is(err, ErrUnauthorized), errors.Is(err, auth.ErrInvalidToken):
 		return http.StatusUnauthorized, "unauthorized"
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, ErrForbidden), errors.Is(err, auth.ErrForbidden):
 		return http.StatusForbidden, "forbidden"
+	case errors.Is(err, ErrOrigin):
+		return http.StatusForbidden, "origin"
+	case errors.Is(err, ErrRateLimited):
+		return http.StatusTooManyRequests, "rate_limited"
+	case errors.Is(err, ErrOverloaded):
+		return http.StatusServiceUnavailable, "overloaded"
 	case errors.As(err, &maxBytes), errors.Is(err, ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, "too_large"
 	case errors.Is(err, hub.ErrTooLarge):
@@ -39,7 +50,8 @@ func status(err error) (int, string) {
 		return http.StatusBadRequest, "bad_event"
 	case errors.Is(err, hub.ErrTooMany):
 		return http.StatusBadRequest, "too_many"
-	case errors.Is(err, hub.ErrBadMessage), errors.Is(err, ErrBadRequest), errors.Is(err, sse.ErrBadRequest):
+	case errors.Is(err, hub.ErrBadMessage), errors.Is(err, ErrBadRequest), errors.Is(err, sse.ErrBadRequest),
+		errors.Is(err, poll.ErrBadRequest):
 		return http.StatusBadRequest, "bad_request"
 	case errors.Is(err, hub.ErrFull):
 		return http.StatusInsufficientStorage, "storage_full"
@@ -53,6 +65,7 @@ func status(err error) (int, string) {
 // writeError answers err as JSON: {"error": code, "message": text}.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code, name := status(err)
+	metrics.HTTPError(name)
 	msg := err.Error()
 	switch code {
 	case http.StatusInternalServerError:
@@ -61,10 +74,19 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "internal error"
-	case http.StatusServiceUnavailable, http.StatusInsufficientStorage:
-		w.Header().Set("Retry-After", strconv.Itoa(2))
+	case http.StatusServiceUnavailable, http.StatusInsufficientStorage, http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter(err)))
 	case http.StatusUnauthorized:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+		// RFC 6750: no error code when no credential was sent, invalid_token when one failed.
+		if errors.Is(err, auth.ErrInvalidToken) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="herald", error="invalid_token"`)
+		} else {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
+		}
+	case http.StatusForbidden:
+		if name == "forbidden" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="herald", error="insufficient_scope"`)
+		}
 	}
 	writeJSON(w, code, map[string]string{"error": name, "message": msg})
 }

@@ -66,6 +66,11 @@ func readMessages(r *http.Request) (msgs []*hub.Message, batch bool, err error) 
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch ct {
 	case "application/x-www-form-urlencoded", "multipart/form-data", "":
+		// ParseForm first: ParseMultipartForm drops its error (a body over the limit) when the
+		// body is not multipart, and the request would look like one without a topic.
+		if err := r.ParseForm(); err != nil {
+			return nil, false, formError(err)
+		}
 		if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
 			return nil, false, formError(err)
 		}

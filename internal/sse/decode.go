@@ -32,6 +32,10 @@ func NewReader(r io.Reader) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 64<<10)}
 }
 
+// Retry returns the last reconnection delay the stream advised, including one sent in a frame
+// with no data (as the server does when it shuts down), or 0.
+func (d *Reader) Retry() time.Duration { return d.retry }
+
 // LastID returns the last event id of a complete event (ended by a blank line), including
 // events without data. An id line whose event was cut off does not count: resuming from it
 // would skip that event.

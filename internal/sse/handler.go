@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -14,6 +15,9 @@ import (
 
 // ErrBadRequest is wrapped by errors in the request's query, answered before the stream starts.
 var ErrBadRequest = errors.New("sse: bad request")
+
+// ErrExpired ends a stream whose credential expired.
+var ErrExpired = errors.New("sse: credential expired")
 
 // Subscriber is what the handler needs from the hub.
 type Subscriber interface {
@@ -28,6 +32,10 @@ type Handler struct {
 	Retry        time.Duration // reconnection delay advised to clients; 0 means 2s
 	WriteTimeout time.Duration // per write; 0 means 10s
 	MaxBatch     int           // messages coalesced into one write; 0 means 256
+	// Writers is the number of fan-out writer goroutines that serve caught-up HTTP/1.x
+	// streams after hijacking their connections (see pool.go); 0 means one per CPU, and a
+	// negative value keeps a goroutine per connection for the whole stream.
+	Writers int
 
 	// Request turns the HTTP request into a hub request, checking rights; nil means no checks.
 	// An error is answered by Fail before the stream starts.
@@ -36,8 +44,17 @@ type Handler struct {
 	Fail func(w http.ResponseWriter, r *http.Request, err error)
 	// OnEnd, if set, is told why each stream ended (for metrics).
 	OnEnd func(reason error)
+	// OnWrite, if set, is told how many bytes the writer pool wrote to a connection it took
+	// over (writes before the handoff go through the ResponseWriter).
+	OnWrite func(n int)
+	// Detach, if set, is called when the writer pool takes a connection over and the handler
+	// is about to return: it returns what to call when the connection really ends (for
+	// example to release a connection-limit slot that the wrapping middleware would
+	// otherwise release when the handler returns).
+	Detach func(r *http.Request) (release func())
 
-	once sync.Once // defaults are filled in once: requests run concurrently
+	once sync.Once
+	pool *pool
 }
 
 func (h *Handler) defaults() {
@@ -53,6 +70,14 @@ func (h *Handler) defaults() {
 	if h.MaxBatch <= 0 {
 		h.MaxBatch = 256
 	}
+	h.once.Do(func() {
+		if h.Writers == 0 {
+			h.Writers = runtime.GOMAXPROCS(0)
+		}
+		if h.Writers > 0 && hijackSupported {
+			h.pool = newPool(h, h.Writers)
+		}
+	})
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -73,7 +98,7 @@ func LastEventID(r *http.Request) string {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.once.Do(h.defaults)
+	h.defaults()
 	q := r.URL.Query()
 	format := q.Get("format")
 	if format != "" && format != FormatRaw && format != FormatEnvelope {
@@ -106,8 +131,52 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	defer sub.Close()
-	h.end(h.stream(w, r, sub, format))
+	err = h.stream(w, r, sub, format, req.Expires)
+	if errors.Is(err, errHandedOff) {
+		return // the writer pool owns the connection and the subscription now
+	}
+	sub.Close()
+	h.end(err)
+}
+
+// errHandedOff ends stream when the writer pool took the connection over.
+var errHandedOff = errors.New("sse: handed off to the writer pool")
+
+// handoff hijacks the connection of a caught-up stream and gives it to the writer pool. It
+// reports false when the connection cannot be hijacked (HTTP/2), and the handler goroutine
+// keeps serving the stream.
+func (h *Handler) handoff(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, format string) bool {
+	if h.pool == nil || r.ProtoMajor != 1 {
+		return false
+	}
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil {
+		return false
+	}
+	nc, _, err := rc.Hijack()
+	if err != nil {
+		return false
+	}
+	nc.SetDeadline(time.Time{})
+	// net/http chose chunked encoding for an HTTP/1.1 response with no length; HTTP/1.0
+	// responses end when the connection closes.
+	release := func() {}
+	if h.Detach != nil {
+		release = h.Detach(r)
+	}
+	if err := h.pool.add(nc, sub, format, r.ProtoAtLeast(1, 1), release); err != nil {
+		nc.Close()
+		sub.Close()
+		release()
+		h.end(err)
+	}
+	return true
+}
+
+func (h *Handler) written(n int) {
+	if h.OnWrite != nil && n > 0 {
+		h.OnWrite(n)
+	}
 }
 
 func (h *Handler) end(reason error) {
@@ -131,7 +200,7 @@ func (h *Handler) jitter() time.Duration {
 
 // stream owns the connection until the client goes away or the subscription ends. All
 // writes happen here; the hub only queues.
-func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, format string) error {
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, format string, expires time.Time) error {
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 0, 4096)
 	write := func() error {
@@ -156,7 +225,20 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscr
 	heartbeat := time.NewTicker(h.Heartbeat)
 	defer heartbeat.Stop()
 	ctx := r.Context()
+	var expired <-chan time.Time // the credential's end: the stream ends with it
+	if !expires.IsZero() {
+		t := time.NewTimer(time.Until(expires))
+		defer t.Stop()
+		expired = t.C
+	}
 	for {
+		select {
+		case <-expired: // checked here too: a busy stream may never reach the select below
+			buf = AppendComment(buf, "closed: token expired")
+			write()
+			return ErrExpired
+		default:
+		}
 		b, err := sub.Take(ctx, h.MaxBatch)
 		if err != nil {
 			return err
@@ -176,6 +258,11 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscr
 				continue
 			}
 		}
+		// Streams whose credential expires stay here, where the expiry timer is (the pool
+		// has no per-connection timers yet).
+		if sub.CaughtUp() && expires.IsZero() && h.handoff(w, r, sub, format) {
+			return errHandedOff
+		}
 		select {
 		case <-sub.Ready():
 		case <-heartbeat.C:
@@ -192,6 +279,11 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscr
 			buf = AppendComment(buf, "closed: "+err.Error())
 			write()
 			return err
+		case <-expired:
+			// The client reconnects after retry with a fresh token, or is refused with 401.
+			buf = AppendComment(buf, "closed: token expired")
+			write()
+			return ErrExpired
 		case <-ctx.Done():
 			return ctx.Err()
 		}

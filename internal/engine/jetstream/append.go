@@ -65,7 +65,7 @@ func (l *Log) Append(ctx context.Context, msgs []*hub.Message) ([]bool, error) {
 		}
 	}
 	for i, m := range msgs {
-		m.Seq, m.ID, m.Time = seqs[i], hub.FormatID(l.epoch, seqs[i]), now
+		m.Seq, m.ID, m.Time = seqs[i], hub.FormatID(l.Epoch(), seqs[i]), now
 	}
 	if err := l.retainBatch(ctx, msgs); err != nil {
 		return nil, err
@@ -189,6 +189,7 @@ func mapErr(err error) error {
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, nats.ErrTimeout),
 		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrDisconnected),
 		errors.Is(err, nats.ErrConnectionReconnecting), errors.Is(err, nats.ErrConnectionDraining),
+		errors.Is(err, nats.ErrReconnectBufExceeded), // disconnected: see ReconnectBufSize
 		errors.Is(err, jetstream.ErrAsyncPublishTimeout), errors.Is(err, jetstream.ErrTooManyStalledMsgs),
 		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
 		return fmt.Errorf("%w: %w", hub.ErrUnavailable, err)

@@ -12,9 +12,23 @@ import (
 	"github.com/herald-push/herald/internal/hub"
 )
 
-// Last returns the log stream's last sequence.
+// Last returns the log stream's last sequence. If the stream is gone (NATS restarted on an
+// empty store, or an operator deleted it), it creates a new one with a new epoch: the hub, which
+// calls Last before every Tail, then sees the epoch change and ends every subscription, and
+// resuming clients get a gap notice instead of waiting for a log that no longer exists.
 func (l *Log) Last(ctx context.Context) (uint64, error) {
 	info, err := l.logS.Info(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		old := l.Epoch()
+		if err := l.ensureLog(ctx); err != nil {
+			return 0, err
+		}
+		if err := l.syncRetain(ctx); err != nil {
+			return 0, err
+		}
+		l.logger.Warn("log stream was gone: created a new one", "old_epoch", old, "epoch", l.Epoch())
+		info, err = l.logS.Info(ctx)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("jetstream: last: %w", mapErr(err))
 	}
