@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -19,9 +20,21 @@ import (
 	"github.com/herald-push/herald/internal/hub"
 )
 
-// No goroutine of a server, proxy or client may outlive its test.
+// No goroutine of a server, proxy or client may outlive the tests. The SSE pool's hang-up
+// watcher stops at its next epoll timeout (500ms) once idle: look again for 3 seconds.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	if code == 0 {
+		err := goleak.Find()
+		for deadline := time.Now().Add(3 * time.Second); err != nil && time.Now().Before(deadline); err = goleak.Find() {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "goleak: goroutines left after the tests:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
