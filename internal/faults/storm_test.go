@@ -33,7 +33,8 @@ func TestReconnectStorm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := serve(t, addr, t.TempDir())
+	// Every client comes from 127.0.0.1, through the proxy: lift the per-address limit (512).
+	srv := serve(t, addr, t.TempDir(), "--limits-conns-per-ip", "0")
 	proxy, base := proxyTo(t, srv.URL)
 	o := faults.NewOracle()
 	marker := &faults.Publisher{Name: "start", Topic: "start", Base: srv.URL, Key: srv.Key, Oracle: o}
