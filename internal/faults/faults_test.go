@@ -148,13 +148,11 @@ func TestResetAtEveryByte(t *testing.T) {
 	waitNoSubscribers(t, srv.Hub)
 }
 
-// TestSSEReconnectChaos runs publishers while SSE subscribers are disconnected at random: TCP
-// resets in the middle of a frame, whole-proxy cuts and client-side drops. Every subscriber
-// must end with every acknowledged message, once, in order, with no gap notice.
-//
-// TODO(transports): when WebSocket (GET /ws) and long polling (GET /poll) are on main, add
-// their resuming clients to the same subscriber mix.
-func TestSSEReconnectChaos(t *testing.T) {
+// TestReconnectChaos runs publishers while subscribers on SSE, WebSocket and long polling are
+// disconnected at random: TCP resets in the middle of a frame, whole-proxy cuts and client-side
+// drops. Every subscriber must end with every acknowledged message, once, in order, with no gap
+// notice.
+func TestReconnectChaos(t *testing.T) {
 	srv := heraldtest.NewServer(t, heraldtest.Options{Log: embedded(t, "")})
 	proxy, base := proxyTo(t, srv.URL)
 	o := faults.NewOracle()
@@ -163,18 +161,29 @@ func TestSSEReconnectChaos(t *testing.T) {
 
 	start, from := startID(t, srv)
 	ctx, cancel := context.WithCancel(context.Background())
-	var clients []*faults.SSEClient
+	var clients []faults.Client
 	var subs []*faults.Subscriber
 	var wg sync.WaitGroup
 	for i := range nSubs {
 		mine := []string{topics[i%3], topics[(i+1)%3]}
-		s := o.Subscriber(fmt.Sprintf("sub%d", i), mine, from)
-		c := faults.NewSSEClient(base, mine, s, start)
+		var c faults.Client
+		var s *faults.Subscriber
+		switch i % 3 {
+		case 0:
+			s = o.Subscriber(fmt.Sprintf("sse%d", i), mine, from)
+			c = faults.NewSSEClient(base, mine, s, start)
+		case 1:
+			s = o.Subscriber(fmt.Sprintf("ws%d", i), mine, from)
+			c = faults.NewWSClient(base, mine, s, start)
+		default:
+			s = o.Subscriber(fmt.Sprintf("poll%d", i), mine, from)
+			c = faults.NewPollClient(base, mine, s, start)
+		}
 		clients, subs = append(clients, c), append(subs, s)
 		wg.Add(1)
 		go func() { defer wg.Done(); c.Run(ctx) }()
 	}
-	waitConnected(t, clients)
+	waitReady(t, clients)
 
 	var pubs sync.WaitGroup
 	for i := range nPubs {
@@ -222,17 +231,17 @@ func TestSSEReconnectChaos(t *testing.T) {
 	waitNoSubscribers(t, srv.Hub)
 }
 
-// startID publishes a marker and returns its id and seq. Subscribers start from it: a client
-// with no id at all is a new subscriber, entitled only to what comes after it connected, and a
-// reset before its first id would make that moment uncertain.
-func startID(t testing.TB, srv *heraldtest.Server) (string, uint64) {
+func waitReady(t testing.TB, clients []faults.Client) {
 	t.Helper()
-	id := srv.Publish(t, "start", "start")
-	_, seq, err := hub.ParseID(id)
-	if err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(30 * time.Second)
+	for _, c := range clients {
+		for !c.Ready() {
+			if time.Now().After(deadline) {
+				t.Fatal("clients not connected within 30s")
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
 	}
-	return id, seq
 }
 
 func waitConnected(t testing.TB, clients []*faults.SSEClient) {
@@ -246,4 +255,17 @@ func waitConnected(t testing.TB, clients []*faults.SSEClient) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
+}
+
+// startID publishes a marker and returns its id and seq. Subscribers start from it: a client
+// with no id at all is a new subscriber, entitled only to what comes after it connected, and a
+// reset before its first id would make that moment uncertain.
+func startID(t testing.TB, srv *heraldtest.Server) (string, uint64) {
+	t.Helper()
+	id := srv.Publish(t, "start", "start")
+	_, seq, err := hub.ParseID(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, seq
 }

@@ -1,7 +1,7 @@
 // Package soak runs Herald for a long time under churn and faults and reports its memory and
 // goroutines over time: `herald soak --duration 5m`. It starts a real server in this process
-// (hub, HTTP handlers, the embedded JetStream store in a temporary directory), subscribers
-// that reconnect through a fault proxy that resets connections mid-frame, publishers, and
+// (hub, HTTP handlers, the embedded JetStream store in a temporary directory), subscribers on
+// SSE, WebSocket and long polling that reconnect through a fault proxy that resets connections mid-frame, publishers, and
 // clients that leave and join; at the end the faults oracle checks that every subscriber got
 // every acknowledged message once and in order, and that no subscription or goroutine is left.
 package soak
@@ -123,7 +123,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	clientsCtx, stopClients := context.WithCancel(context.Background())
 	var clients sync.WaitGroup
 	type running struct {
-		c      *faults.SSEClient
+		c      faults.Client
 		s      *faults.Subscriber
 		cancel context.CancelFunc
 	}
@@ -132,8 +132,19 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	joined := 0
 	join := func() {
 		mine := []string{topics[joined%len(topics)], topics[(joined+1)%len(topics)]}
-		s := o.Subscriber(fmt.Sprintf("client%d", joined), mine, from)
-		c := faults.NewSSEClient(base, mine, s, start)
+		var c faults.Client
+		var s *faults.Subscriber
+		switch joined % 3 { // a third each on SSE, WebSocket and long polling
+		case 0:
+			s = o.Subscriber(fmt.Sprintf("sse%d", joined), mine, from)
+			c = faults.NewSSEClient(base, mine, s, start)
+		case 1:
+			s = o.Subscriber(fmt.Sprintf("ws%d", joined), mine, from)
+			c = faults.NewWSClient(base, mine, s, start)
+		default:
+			s = o.Subscriber(fmt.Sprintf("poll%d", joined), mine, from)
+			c = faults.NewPollClient(base, mine, s, start)
+		}
 		joined++
 		cctx, cancel := context.WithCancel(clientsCtx)
 		clients.Add(1)
