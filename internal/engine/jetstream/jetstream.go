@@ -56,6 +56,10 @@ type Config struct {
 	// configuration decides.
 	SyncAlways bool
 
+	// AckTimeout bounds the wait for the store's acknowledgement of a publish; 0 means 30s.
+	// A store that failed to write (full disk) never answers: the timeout ends the wait.
+	AckTimeout time.Duration
+
 	Logger *slog.Logger // nil means slog.Default()
 }
 
@@ -80,6 +84,10 @@ type Log struct {
 
 	pubOpts []jetstream.PublishOpt
 
+	// broken is 1 once the embedded store reported a write error: Append checks the store
+	// first. A plain int32 (atomic functions) because tests copy a Log.
+	broken int32
+
 	presence *presenceKV // see presence.go; a pointer, so that copies of a Log share it
 }
 
@@ -101,6 +109,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = 30 * time.Second
 	}
 	l := &Log{
 		cfg:          cfg,
@@ -175,7 +186,7 @@ func (l *Log) connect() error {
 	// publisher (too many acks pending) waits at most stallWait and then fails as unavailable.
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(maxPending),
-		jetstream.WithPublishAsyncTimeout(30*time.Second))
+		jetstream.WithPublishAsyncTimeout(l.cfg.AckTimeout))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
