@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/herald-push/herald/internal/engine/jetstream"
@@ -35,10 +36,11 @@ type engine struct {
 // openLog opens the message log named by spec. Errors wrapping hub.ErrUnavailable mean the
 // engine could not be reached and a later attempt may succeed; others are configuration errors.
 func openLog(ctx context.Context, spec, dataDir string, r hub.Retention, logger *slog.Logger) (*engine, error) {
-	spec, prefix, err := splitPrefix(spec)
+	spec, params, err := splitParams(spec)
 	if err != nil {
 		return nil, err
 	}
+	prefix := params.prefix
 	switch {
 	case spec == "memory":
 		return &engine{log: memory.New(memory.Config{Retention: r}), close: func() error { return nil }}, nil
@@ -47,6 +49,7 @@ func openLog(ctx context.Context, spec, dataDir string, r hub.Retention, logger 
 		l, err := jetstream.Open(ctx, jetstream.Config{
 			URL:       spec,
 			Stream:    prefix,
+			Replicas:  params.replicas,
 			DataDir:   filepath.Join(dataDir, "jetstream"),
 			Retention: r,
 			Logger:    logger,
@@ -69,22 +72,38 @@ func openLog(ctx context.Context, spec, dataDir string, r hub.Retention, logger 
 	return nil, fmt.Errorf("--engine %q: unknown engine (use memory, nats://host:4222 or redis://host:6379/0)", spec)
 }
 
-// splitPrefix takes the "prefix" query parameter off an engine URL: the JetStream stream name
-// or the Redis key prefix, so that several Herald clusters can share one engine
-// (nats://host:4222?prefix=SHOP, redis://host:6379/0?prefix=shop).
-func splitPrefix(spec string) (string, string, error) {
+// engineParams are the Herald parameters of an engine URL, taken off before the URL reaches
+// the engine's client.
+type engineParams struct {
+	prefix   string // JetStream stream name or Redis key prefix: several clusters, one engine
+	replicas int    // JetStream stream replicas on a NATS cluster (R3 in production)
+}
+
+// splitParams takes Herald's query parameters off an engine URL:
+// nats://host:4222?prefix=SHOP&replicas=3, redis://host:6379/0?prefix=shop.
+func splitParams(spec string) (string, engineParams, error) {
+	var p engineParams
 	base, query, ok := strings.Cut(spec, "?")
 	if !ok {
-		return spec, "", nil
+		return spec, p, nil
 	}
 	q, err := url.ParseQuery(query)
 	if err != nil {
-		return "", "", fmt.Errorf("--engine: %w", err)
+		return "", p, fmt.Errorf("--engine: %w", err)
 	}
-	prefix := q.Get("prefix")
+	p.prefix = q.Get("prefix")
+	if r := q.Get("replicas"); r != "" {
+		if p.replicas, err = strconv.Atoi(r); err != nil || p.replicas < 1 || p.replicas > 5 {
+			return "", p, fmt.Errorf("--engine: replicas must be 1 to 5, not %q", r)
+		}
+		if !strings.HasPrefix(base, "nats://") && !strings.HasPrefix(base, "tls://") {
+			return "", p, fmt.Errorf("--engine: replicas applies to an external NATS only")
+		}
+	}
 	q.Del("prefix")
+	q.Del("replicas")
 	if len(q) > 0 {
 		base += "?" + q.Encode()
 	}
-	return base, prefix, nil
+	return base, p, nil
 }
