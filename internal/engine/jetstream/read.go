@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +104,7 @@ func (l *Log) Retained(ctx context.Context, f *hub.Filter) ([]*hub.Message, erro
 		}
 		out = append(out, got...)
 	}
-	slices.SortFunc(out, func(a, b *hub.Message) int { return cmpSeq(a.Seq, b.Seq) })
+	slices.SortFunc(out, func(a, b *hub.Message) int { return cmp.Compare(a.Seq, b.Seq) })
 	return slices.CompactFunc(out, func(a, b *hub.Message) bool { return a.Seq == b.Seq }), nil
 }
 
@@ -205,16 +206,6 @@ func mergeBySeq(a, b []*hub.Message) []*hub.Message {
 		}
 	}
 	return append(append(out, a...), b...)
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // maxTrimChecks bounds the work of Trimmed; past it the answer is a conservative true.

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -180,7 +181,7 @@ func (l *Log) Retained(ctx context.Context, f *hub.Filter) ([]*hub.Message, erro
 		}
 		out = append(out, m)
 	}
-	slices.SortFunc(out, func(a, b *hub.Message) int { return cmpSeq(a.Seq, b.Seq) })
+	slices.SortFunc(out, func(a, b *hub.Message) int { return cmp.Compare(a.Seq, b.Seq) })
 	return slices.CompactFunc(out, func(a, b *hub.Message) bool { return a.Seq == b.Seq }), nil
 }
 
@@ -259,14 +260,4 @@ func decodeRetained(epoch, v string) (*hub.Message, error) {
 	ns, _ := strconv.ParseInt(parts[1], 10, 64)
 	return &hub.Message{Seq: seq, ID: hub.FormatID(epoch, seq), Time: time.Unix(0, ns), Event: parts[2],
 		Topics: strings.Split(parts[3], ","), Data: []byte(parts[4]), Retain: true}, nil
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
