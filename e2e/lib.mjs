@@ -22,12 +22,14 @@ export function tempDir() { return mkdtempSync(join(tmpdir(), 'herald-e2e-')); }
 
 /**
  * Starts `herald serve` on 127.0.0.1 (port 0 picks a free one) and resolves once it listens.
- * @returns {Promise<{url: string, port: number, key: string, stop: () => Promise<void>}>}
+ * `args` are extra serve flags (e.g. TLS, --ws-allow-anonymous-publish=true).
+ * @returns {Promise<{url: string, port: number, key: string, stop: () => Promise<void>, stderr: () => string}>}
  */
-export function startHerald({ dataDir, port = 0, engine, retry = '200ms' }) {
-  const args = ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sse-retry', retry, '--sse-heartbeat', '2s'];
-  if (engine) args.push('--engine', engine);
-  const proc = spawn(process.env.HERALD_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startHerald({ dataDir, port = 0, engine, retry = '200ms', args = [] }) {
+  const argv = ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sse-retry', retry, '--sse-heartbeat', '2s'];
+  if (engine) argv.push('--engine', engine);
+  argv.push(...args);
+  const proc = spawn(process.env.HERALD_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr.on('data', (b) => { stderr += b; });
   const exited = new Promise((resolve) => proc.on('exit', resolve));
@@ -38,11 +40,11 @@ export function startHerald({ dataDir, port = 0, engine, retry = '200ms' }) {
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`herald exited with ${code}: ${stderr}`)); });
     proc.stdout.on('data', (b) => {
       out += b;
-      const m = out.match(/Herald is listening on (http:\/\/127\.0\.0\.1:(\d+))/);
+      const m = out.match(/Herald is listening on (https?:\/\/127\.0\.0\.1:(\d+))/);
       if (!m) return;
       clearTimeout(timer);
       const key = readFileSync(join(dataDir, 'publisher.key'), 'utf8').trim();
-      resolve({ url: m[1], port: Number(m[2]), key, stop });
+      resolve({ url: m[1], port: Number(m[2]), key, stop, stderr: () => stderr });
     });
   });
 }

@@ -3,12 +3,12 @@
 // connection, and herald.js over WebSocket and long polling works next to them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cleanup, connectionsTo, launch, missing, routePages, tempDir, until } from './lib.mjs';
+import { cleanup, connectionsTo, launch, missing, routePages, startHerald, tempDir, until } from './lib.mjs';
 
 function opensslMissing() {
   try { execFileSync('openssl', ['version']); return ''; } catch { return 'openssl is missing'; }
@@ -21,28 +21,6 @@ function certificate(dir) {
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
     '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
   return { cert, key };
-}
-
-/** Starts `herald serve` with TLS; resolves once it announces its https address. */
-function startTLS(dataDir, cert, key) {
-  const proc = spawn(process.env.HERALD_BIN, ['serve', '--addr', '127.0.0.1:0', '--data-dir', dataDir, '--engine', 'memory',
-    '--tls-cert', cert, '--tls-key', key, '--shutdown-drain', '100ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  proc.stderr.on('data', (b) => { stderr += b; });
-  const exited = new Promise((resolve) => proc.on('exit', resolve));
-  const stop = async () => { if (proc.exitCode === null) proc.kill('SIGTERM'); await exited; };
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => { stop(); reject(new Error('herald did not start in 10s: ' + stderr)); }, 10000);
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`herald exited with ${code}: ${stderr}`)); });
-    proc.stdout.on('data', (b) => {
-      out += b;
-      const m = out.match(/Herald is listening on (https:\/\/127\.0\.0\.1:(\d+))/);
-      if (!m) return;
-      clearTimeout(timer);
-      resolve({ url: m[1], port: Number(m[2]), key: readFileSync(join(dataDir, 'publisher.key'), 'utf8').trim(), stop });
-    });
-  });
 }
 
 /** Publishes over HTTPS, trusting the test certificate only. */
@@ -64,7 +42,7 @@ function publish(h, ca, msg) {
 test('over HTTPS, ten streams in one tab share one HTTP/2 connection', { skip, timeout: 60000 }, async (t) => {
   const dir = tempDir();
   const { cert, key } = certificate(dir);
-  const herald = await startTLS(dir, cert, key);
+  const herald = await startHerald({ dataDir: dir, engine: 'memory', args: ['--tls-cert', cert, '--tls-key', key, '--shutdown-drain', '100ms'] });
   const browser = await launch();
   t.after(async () => { await browser.close(); await herald.stop(); cleanup(dir); });
 
