@@ -2,35 +2,14 @@
 // Chromium talk to each other over /ws, through a real herald binary.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { launch, missing, tempDir, cleanup } from './lib.mjs';
-
-/** Starts herald with anonymous WebSocket publishing on (the demo needs it). */
-function startHerald(dataDir) {
-  const proc = spawn(process.env.HERALD_BIN, ['serve', '--addr', '127.0.0.1:0', '--data-dir', dataDir,
-    '--engine', 'memory', '--ws-allow-anonymous-publish=true'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  proc.stderr.on('data', (b) => { stderr += b; });
-  const exited = new Promise((resolve) => proc.on('exit', resolve));
-  const stop = async () => { if (proc.exitCode === null) proc.kill('SIGTERM'); await exited; };
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => { stop(); reject(new Error('herald did not start in 10s: ' + stderr)); }, 10000);
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`herald exited with ${code}: ${stderr}`)); });
-    proc.stdout.on('data', (b) => {
-      out += b;
-      const m = out.match(/Herald is listening on (http:\/\/127\.0\.0\.1:\d+)/);
-      if (m) { clearTimeout(timer); resolve({ url: m[1], stop }); }
-    });
-  });
-}
+import { launch, missing, tempDir, cleanup, startHerald } from './lib.mjs';
 
 const why = missing();
 
 test('two chat pages see each other\'s messages', { skip: why || false, timeout: 60000 }, async () => {
   const dir = tempDir();
-  const h = await startHerald(dir);
+  const h = await startHerald({ dataDir: dir, engine: 'memory', args: ['--ws-allow-anonymous-publish=true'] });
   const browser = await launch();
   try {
     const open = async (name) => {

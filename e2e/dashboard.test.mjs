@@ -3,38 +3,15 @@
 // (written to $SCREENSHOT_DIR, or a temporary directory, and checked to be non-blank).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
-import { launch, missing, until } from './lib.mjs';
+import { launch, missing, startHerald, until } from './lib.mjs';
 
 const skip = missing();
 const shots = process.env.SCREENSHOT_DIR || mkdtempSync(join(tmpdir(), 'herald-shots-'));
 let herald, browser, dataDir;
-
-/** Starts `herald serve` with args on a free port; resolves with {url, key, stop}. */
-export function serve(dir, ...args) {
-  const proc = spawn(process.env.HERALD_BIN, ['serve', '--addr', '127.0.0.1:0', '--data-dir', dir, ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  proc.stderr.on('data', (b) => { stderr += b; });
-  const exited = new Promise((resolve) => proc.on('exit', resolve));
-  const stop = async () => { if (proc.exitCode === null) proc.kill('SIGTERM'); await exited; };
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => { stop(); reject(new Error('herald did not start in 10s: ' + stderr)); }, 10000);
-    proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`herald exited with ${code}: ${stderr}`)); });
-    proc.stdout.on('data', (b) => {
-      out += b;
-      const m = out.match(/Herald is listening on (http:\/\/127\.0\.0\.1:(\d+))/);
-      if (!m) return;
-      clearTimeout(timer);
-      resolve({ url: m[1], port: Number(m[2]), key: readFileSync(join(dir, 'publisher.key'), 'utf8').trim(), stop, stderr: () => stderr });
-    });
-  });
-}
 
 /** POSTs a JSON array of messages in one request. */
 function publishBatch(h, msgs) {
@@ -68,7 +45,7 @@ const number = (text) => {
 before(async () => {
   if (skip) return;
   dataDir = mkdtempSync(join(tmpdir(), 'herald-e2e-'));
-  herald = await serve(dataDir, '--engine', 'memory', '--sse-heartbeat', '2s');
+  herald = await startHerald({ dataDir, engine: 'memory' });
   browser = await launch();
 });
 

@@ -22,12 +22,14 @@ export function tempDir() { return mkdtempSync(join(tmpdir(), 'herald-e2e-')); }
 
 /**
  * Starts `herald serve` on 127.0.0.1 (port 0 picks a free one) and resolves once it listens.
- * @returns {Promise<{url: string, port: number, key: string, stop: () => Promise<void>}>}
+ * `args` are extra serve flags (e.g. TLS, --ws-allow-anonymous-publish=true).
+ * @returns {Promise<{url: string, port: number, key: string, stop: () => Promise<void>, stderr: () => string}>}
  */
-export function startHerald({ dataDir, port = 0, engine, retry = '200ms' }) {
-  const args = ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sse-retry', retry, '--sse-heartbeat', '2s'];
-  if (engine) args.push('--engine', engine);
-  const proc = spawn(process.env.HERALD_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startHerald({ dataDir, port = 0, engine, retry = '200ms', args = [] }) {
+  const argv = ['serve', '--addr', `127.0.0.1:${port}`, '--data-dir', dataDir, '--sse-retry', retry, '--sse-heartbeat', '2s'];
+  if (engine) argv.push('--engine', engine);
+  argv.push(...args);
+  const proc = spawn(process.env.HERALD_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr.on('data', (b) => { stderr += b; });
   const exited = new Promise((resolve) => proc.on('exit', resolve));
@@ -38,11 +40,11 @@ export function startHerald({ dataDir, port = 0, engine, retry = '200ms' }) {
     proc.on('exit', (code) => { clearTimeout(timer); reject(new Error(`herald exited with ${code}: ${stderr}`)); });
     proc.stdout.on('data', (b) => {
       out += b;
-      const m = out.match(/Herald is listening on (http:\/\/127\.0\.0\.1:(\d+))/);
+      const m = out.match(/Herald is listening on (https?:\/\/127\.0\.0\.1:(\d+))/);
       if (!m) return;
       clearTimeout(timer);
       const key = readFileSync(join(dataDir, 'publisher.key'), 'utf8').trim();
-      resolve({ url: m[1], port: Number(m[2]), key, stop });
+      resolve({ url: m[1], port: Number(m[2]), key, stop, stderr: () => stderr });
     });
   });
 }
@@ -64,9 +66,13 @@ export function publish(h, msg) {
   });
 }
 
-/** Open TCP connections to port on this machine, counted on the server side from /proc/net/tcp. */
+/**
+ * Open TCP connections to 127.0.0.1:port, counted on the server side from /proc/net/tcp. Only
+ * 127.0.0.1: on a shared machine another program's client socket on 127.0.0.2 may get the same
+ * port number as its ephemeral port.
+ */
 export function connectionsTo(port) {
-  const hex = ':' + port.toString(16).toUpperCase().padStart(4, '0');
+  const hex = '0100007F:' + port.toString(16).toUpperCase().padStart(4, '0');
   let n = 0;
   for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
     if (!existsSync(f)) continue;

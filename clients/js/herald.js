@@ -145,8 +145,30 @@ export class SSEParser {
  */
 export function connect(url, options = {}) { return new Herald(url, options); }
 
+/**
+ * A refused or failed publish. code is the server's error code ('unauthorized', 'forbidden',
+ * 'bad_topic', 'rate_limited', ...; docs/api.md) or 'closed' (the connection ended before the
+ * answer: the message may or may not have been published) or 'timeout'.
+ */
+export class HeraldError extends Error {
+  /** @param {string} code @param {string} message */
+  constructor(code, message) {
+    super(`herald: ${code}: ${message}`);
+    this.name = 'HeraldError';
+    this.code = code;
+  }
+}
+
 /** Maps a WebSocket error code to the HTTP status that means the same, for the stop rules. */
-const WS_STATUS = { unauthorized: 401, forbidden: 403, bad_topic: 400, bad_request: 400 };
+const WS_STATUS = { unauthorized: 401, forbidden: 403, bad_topic: 400, bad_request: 400, bad_event: 400, too_many: 400 };
+
+/**
+ * Maps a WebSocket close code to an HTTP status for the same stop rules: 4001 is a 401 (refresh
+ * the token), 4003 a 403, and 1007/1008/1009 a client bug (400) that retrying cannot fix. Other
+ * codes (1001, 1011, 1012 restart, 1013/4029 try later, 4008 slow) reconnect and resume.
+ */
+const WS_CLOSE = { 4001: 401, 4003: 403, 1007: 400, 1008: 400, 1009: 400 };
+const CLOSE_CODE = { 4001: 'unauthorized', 4003: 'forbidden', 4029: 'rate_limited', 1013: 'overloaded' };
 
 class Herald {
   /** @param {string} url @param {Options} options */
@@ -189,17 +211,25 @@ class Herald {
   }
 
   /**
-   * Publishes over WebSocket; resolves to the message's id. Needs a token with publish rights:
-   * never give a browser a publisher key. In a follower tab the leader publishes on its behalf.
-   * @param {string} topic @param {string} data @param {{event?: string}} [opts]
+   * Publishes over WebSocket; resolves to the message's id, rejects with a HeraldError whose
+   * code is the server's ('unauthorized', 'forbidden', ...). Needs a token with publish rights:
+   * never give a browser a publisher key. With transport 'ws' it goes over the stream's own
+   * socket, else over a second one opened on demand. In a follower tab the leader publishes on
+   * its behalf.
+   * @param {string | string[]} topic  one topic, or several for one message
+   * @param {any} data  a string, or any JSON value (delivered as its compact JSON text)
+   * @param {{event?: string, retain?: boolean, idempotencyKey?: string}} [opts]
    * @returns {Promise<string>}
    */
   publish(topic, data, opts = {}) {
-    const msg = { topic, data: String(data), event: opts.event || undefined };
-    if (this.closed) return Promise.reject(new Error('herald: closed'));
+    const msg = {
+      ...(Array.isArray(topic) ? { topics: topic } : { topic }), data,
+      event: opts.event || undefined, retain: opts.retain || undefined, idempotencyKey: opts.idempotencyKey || undefined,
+    };
+    if (this.closed) return Promise.reject(new HeraldError('closed', 'client closed'));
     return new Promise((resolve, reject) => {
       const ref = this.tab + ':' + ++this.ref;
-      const timer = setTimeout(() => this.settle(ref, new Error('herald: publish timed out')), 10000);
+      const timer = setTimeout(() => this.settle(ref, new HeraldError('timeout', 'no answer in 10s')), 10000);
       this.acks.set(ref, { resolve, reject, timer });
       if (this.leader) this.publishWS(ref, msg);
       else this.post({ t: 'pub', ref, msg });
@@ -213,7 +243,7 @@ class Herald {
     this.stream?.stop();
     this.pws?.close();
     for (const t of this.timers) clearInterval(t);
-    for (const ref of [...this.acks.keys()]) this.settle(ref, new Error('herald: closed'));
+    for (const ref of [...this.acks.keys()]) this.settle(ref, new HeraldError('closed', 'client closed'));
     this.post({ t: 'bye', tab: this.tab });
     this.releaseLock?.();
     this.lockAbort?.abort();
@@ -299,31 +329,47 @@ class Herald {
   // ---- publishing over WebSocket
 
   publishWS(ref, msg) {
-    this.pubSocket().then(
-      (ws) => ws.send(JSON.stringify({ op: 'publish', ...msg, ref })),
-      (err) => this.settle(ref, err));
+    const frame = { op: 'publish', ...msg, ref };
+    if (this.stream?.sendWS(frame)) return; // transport 'ws', subscribed: one socket does both
+    this.pubSocket().then(({ ws, refs }) => {
+      refs.add(ref);
+      ws.send(JSON.stringify(frame));
+    }, (err) => this.settle(ref, err));
   }
 
-  /** @returns {Promise<WebSocket>} one socket for publishing, opened on demand */
+  /** @returns {Promise<{ws: WebSocket, refs: Set<string>}>} one socket for publishing, opened on demand, and the refs sent on it awaiting an answer */
   pubSocket() {
     if (this.pwsReady) return this.pwsReady;
-    this.pwsReady = this.token(false).then((token) => new Promise((resolve, reject) => {
+    /** @type {Set<string>} */
+    const refs = new Set();
+    this.pwsReady = this.token(!!this.pwsStale).then((token) => new Promise((resolve, reject) => {
       const ws = new WebSocket(wsURL(this.url, token));
       this.pws = ws;
-      ws.onopen = () => resolve(ws);
-      ws.onmessage = (e) => {
-        const f = parse(e.data);
-        if (f?.type === 'ack') this.settle(f.ref, null, f.id);
-        else if (f?.type === 'error') this.settle(f.ref, new Error(`herald: ${f.code}: ${f.message}`));
-      };
-      ws.onclose = () => {
-        this.pws = this.pwsReady = null;
-        reject(new Error('herald: publish connection closed'));
-        for (const ref of [...this.acks.keys()]) this.settle(ref, new Error('herald: publish connection closed'));
+      this.pwsStale = false;
+      ws.onopen = () => resolve({ ws, refs });
+      ws.onmessage = (e) => this.answer(parse(e.data), refs);
+      ws.onclose = (e) => {
+        if (this.pws === ws) this.pws = this.pwsReady = null;
+        // 4001: the token was refused or expired; the next publish asks getToken() for a new one.
+        if (e.code === 4001 && this.opts.getToken) this.pwsStale = true;
+        const err = closeError(e);
+        reject(err);
+        for (const ref of refs) this.settle(ref, err);
+        refs.clear();
       };
     }));
     this.pwsReady.catch(() => { this.pwsReady = null; });
     return this.pwsReady;
+  }
+
+  /** Settles the publish a WebSocket ack or error frame answers. @param {any} f @param {Set<string>} refs */
+  answer(f, refs) {
+    if (!f || typeof f.ref !== 'string' || !refs.has(f.ref)) return false;
+    if (f.type === 'ack') this.settle(f.ref, null, f.id);
+    else if (f.type === 'error') this.settle(f.ref, new HeraldError(f.code, f.message));
+    else return false;
+    refs.delete(f.ref);
+    return true;
   }
 
   settle(ref, err, id) {
@@ -335,7 +381,7 @@ class Herald {
       return;
     }
     // Someone else's publish, made on a follower's behalf: send the answer back.
-    if (this.leader && ref) this.post({ t: 'ack', ref, id, error: err ? err.message : undefined });
+    if (this.leader && ref) this.post({ t: 'ack', ref, id, code: err?.code || (err && 'internal'), error: err?.message });
   }
 
   // ---- tab sharing
@@ -413,7 +459,7 @@ class Herald {
         if (this.leader) this.publishWS(m.ref, m.msg);
         return;
       case 'ack':
-        if (this.acks.has(m.ref)) this.settle(m.ref, m.error ? new Error(m.error) : null, m.id);
+        if (this.acks.has(m.ref)) this.settle(m.ref, m.code ? relayed(m.code, m.error) : null, m.id);
         return;
     }
     if (this.leader) return;
@@ -443,6 +489,14 @@ class Stream {
   }
 
   stop() { this.stopped = true; this.gen++; this.close?.(); clearTimeout(this.timer); clearTimeout(this.dog); }
+
+  /** Sends a frame on this stream's WebSocket if it is one and subscribed. @returns {boolean} */
+  sendWS(frame) {
+    if (!this.sock || this.sock.readyState !== WebSocket.OPEN || !this.subscribed) return false;
+    this.sent.add(frame.ref);
+    this.sock.send(JSON.stringify(frame));
+    return true;
+  }
 
   query(extra = {}) {
     const q = new URLSearchParams();
@@ -563,7 +617,9 @@ class Stream {
     const headers = token ? { Authorization: 'Bearer ' + token } : {};
     (async () => {
       for (let first = true; ; first = false) {
-        const q = this.query({ since: this.o.lastId, timeout: this.o.opts.pollTimeout });
+        // The first request of an attempt does not wait: its answer establishes the cursor (the
+        // current position when there is none yet), so 'open' means subscribed, as for SSE.
+        const q = this.query({ since: this.o.lastId, timeout: first ? '0' : this.o.opts.pollTimeout });
         const res = await fetch(this.o.url + '/poll?' + q, { headers, signal: ac.signal, cache: 'no-store' });
         if (res.status !== 200) return io.ended(await failure(res));
         const body = await res.json();
@@ -579,21 +635,48 @@ class Stream {
 
   ws(io, token) {
     const ws = new WebSocket(wsURL(this.o.url, token));
+    const sent = this.sent = new Set(); // publishes on this socket awaiting their ack
+    this.sock = ws;
+    this.subscribed = false;
     let ping;
+    // Publishes sent on this socket that were not answered may or may not have been published.
+    const fail = (err) => {
+      for (const ref of sent) this.o.settle(ref, err);
+      sent.clear();
+    };
     ws.onopen = () => {
-      io.opened();
       ws.send(JSON.stringify({ op: 'subscribe', topics: this.topics, since: this.o.lastId || undefined, ref: 'sub' }));
       ping = setInterval(() => ws.send('{"op":"ping"}'), this.o.opts.heartbeatTimeout / 3);
     };
     ws.onmessage = (e) => {
       io.data();
       const f = parse(e.data);
-      if (f?.type === 'message') io.message(f);
-      else if (f?.type === 'gap') io.gap(f);
-      else if (f?.type === 'error' && f.ref === 'sub') io.ended({ status: WS_STATUS[f.code] || 0, error: f.message });
+      if (!f || this.o.answer(f, sent)) return;
+      switch (f.type) {
+        case 'message': { const { type, ...m } = f; io.message(m); break; }
+        case 'gap': { const { type, ref, ...g } = f; io.gap(g); break; }
+        case 'subscribed': // catch-up is done: from here on the subscription is live
+          this.subscribed = true;
+          if (f.position) io.position(f.position);
+          io.opened();
+          break;
+        case 'error':
+          if (f.ref === 'sub') io.ended({ status: WS_STATUS[f.code] || 0, error: `${f.code}: ${f.message}` });
+          break;
+      }
     };
-    ws.onclose = (e) => io.ended({ error: 'closed ' + e.code });
-    return () => { clearInterval(ping); ws.close(); };
+    ws.onclose = (e) => {
+      clearInterval(ping);
+      fail(closeError(e));
+      io.ended({ status: WS_CLOSE[e.code] || 0, error: `closed ${e.code}${e.reason ? ': ' + e.reason : ''}` });
+    };
+    return () => {
+      clearInterval(ping);
+      ws.onclose = null;
+      fail(new HeraldError('closed', 'connection replaced'));
+      if (this.sock === ws) this.sock = null;
+      ws.close();
+    };
   }
 }
 
@@ -620,4 +703,16 @@ function wsURL(base, token) {
 
 function parse(text) { try { return JSON.parse(text); } catch { return null; } }
 
-export default { connect };
+/** The error for publishes left unanswered when their socket closed. @param {CloseEvent} e */
+function closeError(e) {
+  return new HeraldError(CLOSE_CODE[e.code] || 'closed', `connection closed (${e.code}${e.reason ? ': ' + e.reason : ''}) before the answer`);
+}
+
+/** A publish error relayed from the leader tab. */
+function relayed(code, message) {
+  const e = new HeraldError(code, '');
+  e.message = message || e.message;
+  return e;
+}
+
+export default { connect, HeraldError };

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ const benchKey = "herald-bench-key"
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "naive" {
 		return naiveServe(ctx, args[1:], stderr)
+	}
+	if i := slices.IndexFunc(args, func(a string) bool { return a == "--soak" || a == "-soak" }); i >= 0 {
+		return soakCmd(ctx, slices.Delete(slices.Clone(args), i, i+1), stdout, stderr) // soak.go
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -22,6 +22,7 @@ const usage = `usage: herald <command> [flags]
 commands:
   serve     run the server
   publish   publish a message: herald publish TOPIC DATA [--event E] [--retain]
+  soak      run a server under churn and faults, reporting memory and goroutines: herald soak --duration 5m
   token     mint a development token: herald token --sub 17 --subscribe 'users/17/**' --ttl 1h
   config    check FILE: validate a configuration file; example: print one with every default
   healthcheck  exit 0 if the configured server answers /healthz (--ready: /readyz)
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "publish":
 		return publish(ctx, args[1:], stdout, stderr)
+	case "soak":
+		return soakCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "token":

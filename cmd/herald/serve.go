@@ -17,6 +17,7 @@ import (
 	"github.com/herald-push/herald/internal/config"
 	"github.com/herald-push/herald/internal/hub"
 	"github.com/herald-push/herald/internal/poll"
+	"github.com/herald-push/herald/internal/presence"
 	"github.com/herald-push/herald/internal/server"
 	"github.com/herald-push/herald/internal/ws"
 	"github.com/herald-push/herald/web"
@@ -44,25 +45,56 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	retention := hub.Retention{PerTopic: c.Retention.PerTopic, MaxAge: c.Retention.MaxAge, MaxBytes: c.Retention.MaxBytes}
-	log, closeLog, err := openLog(ctx, c.Engine, c.DataDir, retention, logger)
+
+	// Listen first: while the engine is unreachable the node is alive but not ready (a load
+	// balancer sends it nothing), and it retries the engine with backoff.
+	handler := &swapHandler{}
+	hs, err := httpServer(c, handler, logger)
 	if err != nil {
 		return err
 	}
-	defer closeLog()
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return err
+	}
+	serveErr := make(chan error, 1)
+	// Read before serving: Serve configures HTTP/2 on first use, which fills in a nil TLSConfig
+	// (with h2c on), so reading it afterwards races and may call a plain listener https.
+	https := hs.TLSConfig != nil
+	go func() {
+		if https {
+			serveErr <- hs.ServeTLS(ln, "", "")
+		} else {
+			serveErr <- hs.Serve(ln)
+		}
+	}()
+	eng, err := openRetrying(ctx, serveErr, func(ctx context.Context) (*engine, error) {
+		return openLog(ctx, c.Engine, c.DataDir, retention, logger)
+	}, logger)
+	if err != nil {
+		hs.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	defer eng.close()
 
 	h := hub.New(hub.Config{
-		Log: log, QueueLen: c.Limits.QueueLen, MaxData: c.Limits.MaxData,
+		Log: eng.log, QueueLen: c.Limits.QueueLen, MaxData: c.Limits.MaxData,
 		MaxFilters: c.Limits.MaxTopics, Logger: logger,
 	})
+	tracker := presence.New(presence.Config{Hub: h, Store: eng.presence, Logger: logger})
 	var pages http.Handler
 	if c.Dashboard {
 		pages = web.Handler()
 	}
+	proxies, _ := c.Limits.Proxies() // validated by config.Load
 	srv := server.New(server.Config{
 		Hub: h, PublishKeys: append([]string{key}, c.Publish.Keys...),
 		Heartbeat: c.SSE.Heartbeat, Retry: c.SSE.Retry,
 		MaxBody: c.Limits.MaxBody, MaxBatch: c.Limits.MaxBatch,
-		Web: pages, Logger: logger,
+		Web: pages, Logger: logger, Presence: tracker,
 		LogRequests: c.Log.Requests, Metrics: c.Admin.Addr == "",
 		Engine: engineName(c.Engine), Version: version,
 		WS: &ws.Handler{
@@ -77,18 +109,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Origins: c.CORS.AllowedOrigins, CORSMaxAge: c.CORS.MaxAge,
 		Limits: server.Limits{
 			ConnsPerIP: c.Limits.ConnsPerIP, ConnsPerIdentity: c.Limits.ConnsPerIdentity,
-			Handshakes: c.Limits.Handshakes, HandshakeWait: c.Limits.HandshakeWait,
+			TrustedProxies: proxies,
+			Handshakes:     c.Limits.Handshakes, HandshakeWait: c.Limits.HandshakeWait,
 		},
 	})
-	hs, err := httpServer(c, srv, logger)
-	if err != nil {
-		return err
-	}
 	hs.RegisterOnShutdown(srv.CloseWebSockets) // Shutdown does not wait for hijacked connections
-	ln, err := net.Listen("tcp", c.Addr)
-	if err != nil {
-		return err
-	}
+	handler.set(srv)
 	var admin *http.Server
 	adminErr := make(chan error, 1)
 	if c.Admin.Addr != "" {
@@ -108,19 +134,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	hubDone := make(chan struct{})
+	presenceDone := make(chan struct{})
 	go func() { h.Run(hubCtx); close(hubDone) }()
-	serveErr := make(chan error, 1)
-	go func() {
-		if hs.TLSConfig != nil {
-			serveErr <- hs.ServeTLS(ln, "", "")
-		} else {
-			serveErr <- hs.Serve(ln)
-		}
-	}()
+	go func() { tracker.Run(hubCtx); close(presenceDone) }()
+	stopAll := func() { stopHub(); <-hubDone; <-presenceDone }
 
-	announce(stdout, ln.Addr().(*net.TCPAddr), key, created, c.DataDir, hs.TLSConfig != nil)
+	announce(stdout, ln.Addr().(*net.TCPAddr), key, created, c.DataDir, https)
 	logger.Info("herald started", "addr", ln.Addr().String(), "engine", engineName(c.Engine), "data_dir", c.DataDir,
-		"tls", hs.TLSConfig != nil, "h2c", c.H2C)
+		"tls", https, "h2c", c.H2C)
 	if open := anonymousSubscribe(c); len(open) == 1 && open[0] == "**" && len(c.Auth.AnonymousSubscribe) == 0 {
 		logger.Warn("anyone may subscribe to every topic without a token: configure auth.jwt_secret (or jwt_keys, jwks_url) to require tokens, see docs/security.md")
 	}
@@ -128,18 +149,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
-		stopHub()
-		<-hubDone
+		stopAll()
 		return err
 	case err := <-adminErr:
 		hs.Close()
-		stopHub()
-		<-hubDone
+		stopAll()
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	shutdown(c, srv, h, hs, logger)
-	stopHub()
-	<-hubDone
+	stopAll()
 	logger.Info("stopped")
 	return nil
 }

@@ -8,6 +8,9 @@
 package config
 
 import (
+	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -15,7 +18,7 @@ import (
 type Config struct {
 	Addr      string `yaml:"addr" default:":8080" help:"listen address (host:port)"`
 	DataDir   string `yaml:"data_dir" default:"herald-data" help:"directory for the embedded log and the generated publisher key; created if missing"`
-	Engine    string `yaml:"engine" default:"" help:"message log: empty for the embedded durable log, memory (nothing survives a restart), or nats://host:4222 for an external NATS JetStream"`
+	Engine    string `yaml:"engine" default:"" help:"message log: empty for the embedded durable log, memory (nothing survives a restart), nats://host:4222 for an external NATS JetStream, or redis://host:6379/0 for Redis; add ?prefix=NAME to share one engine between clusters (docs/scaling.md)"`
 	H2C       bool   `yaml:"h2c" default:"false" help:"also accept HTTP/2 without TLS (prior knowledge), for a proxy that speaks h2c to Herald; browsers need TLS for HTTP/2"`
 	Dashboard bool   `yaml:"dashboard" default:"true" help:"serve the dashboard and demos at / and their statistics at /api/stats, which lists the busiest topic names: turn it off where topic names are private"`
 
@@ -94,7 +97,8 @@ type Limits struct {
 	MaxBatch       int   `yaml:"max_batch" default:"10000" help:"messages per publish request"`
 	MaxHeaderBytes int   `yaml:"max_header_bytes" default:"65536" help:"bytes of request headers (431 past it)"`
 
-	ConnsPerIP       int           `yaml:"conns_per_ip" default:"512" help:"open streaming connections per client address (0: no limit); behind a proxy all clients share its address, so raise it there"`
+	ConnsPerIP       int           `yaml:"conns_per_ip" default:"512" help:"open streaming connections per client address (0: no limit); behind a proxy listed in limits.trusted_proxies the address is the one it forwards"`
+	TrustedProxies   []string      `yaml:"trusted_proxies" default:"127.0.0.0/8,::1/128" help:"addresses (CIDR) of proxies whose X-Forwarded-For names the client, for limits and logs; empty trusts none"`
 	ConnsPerIdentity int           `yaml:"conns_per_identity" default:"64" help:"open streaming connections per token subject or API key (0: no limit)"`
 	Handshakes       int           `yaml:"handshakes" default:"128" help:"subscriptions being set up at once, history replay included; more wait up to handshake_wait, then SSE clients are told to retry later (0: no limit)"`
 	HandshakeWait    time.Duration `yaml:"handshake_wait" default:"1s" help:"how long a new connection may wait for a setup slot"`
@@ -135,4 +139,25 @@ type CORS struct {
 type Shutdown struct {
 	Delay time.Duration `yaml:"delay" default:"0s" help:"at shutdown, how long /readyz answers 503 while everything else carries on, so a load balancer stops sending new clients first (Kubernetes: 5s)"`
 	Drain time.Duration `yaml:"drain" default:"10s" help:"window over which open streams are closed at shutdown, spread out with reconnect advice so clients do not reconnect all at once; in-flight requests get this plus 5s to finish"`
+}
+
+// Proxies parses TrustedProxies; a bare address is a prefix of one address.
+func (l Limits) Proxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range l.TrustedProxies {
+		if !strings.Contains(p, "/") {
+			a, err := netip.ParseAddr(p)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an address or CIDR prefix", p)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		pr, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an address or CIDR prefix", p)
+		}
+		out = append(out, pr.Masked())
+	}
+	return out, nil
 }

@@ -33,11 +33,12 @@ func WriteExample(w io.Writer) {
 
 func yamlValue(f field) string {
 	s := format(f.value)
-	if f.value.Kind() == reflect.Slice {
-		if s == "" {
-			return "[]"
+	if list, ok := f.value.Interface().([]string); ok {
+		quoted := make([]string, len(list))
+		for i, item := range list {
+			quoted[i] = fmt.Sprintf("%q", item)
 		}
-		return "[" + s + "]"
+		return "[" + strings.Join(quoted, ", ") + "]"
 	}
 	if f.value.Kind() == reflect.String {
 		return fmt.Sprintf("%q", s)

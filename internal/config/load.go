@@ -330,6 +330,9 @@ func (c *Config) Validate() error {
 	check(c.Shutdown.Delay >= 0, "shutdown.delay", "must not be negative")
 	check((c.TLS.Cert == "") == (c.TLS.Key == ""), "tls.cert", "tls.cert and tls.key must be set together")
 	check(c.Admin.Addr == "" || c.Admin.Addr != c.Addr, "admin.addr", "must differ from addr")
+	if _, err := c.Limits.Proxies(); err != nil {
+		check(false, "limits.trusted_proxies", err.Error())
+	}
 	return errors.Join(errs...)
 }
 

@@ -1,7 +1,9 @@
 package hub
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -60,4 +62,26 @@ func plain(data []byte) bool {
 		}
 	}
 	return true
+}
+
+// DataText turns the JSON "data" field of a publish request (HTTP or WebSocket) into the text
+// subscribers receive: a JSON string is taken as its content, any other JSON value as its
+// compact text, and a missing or null field as no data. Errors wrap ErrBadMessage.
+func DataText(raw json.RawMessage) ([]byte, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, fmt.Errorf("%w: data: %v", ErrBadMessage, err)
+		}
+		return []byte(s), nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return nil, fmt.Errorf("%w: data: %v", ErrBadMessage, err)
+	}
+	return b.Bytes(), nil
 }

@@ -69,6 +69,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	msg := err.Error()
 	switch code {
 	case http.StatusInternalServerError:
+		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+			return // the client went away mid-request: nobody reads the answer, nothing failed
+		}
 		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "internal error"
 	case http.StatusServiceUnavailable, http.StatusInsufficientStorage, http.StatusTooManyRequests:

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,9 @@ type Limits struct {
 	ConnsPerIdentity int           // open streaming connections per token subject or key
 	Handshakes       int           // subscriptions being set up at once (history replay included)
 	HandshakeWait    time.Duration // how long a new connection may queue for a setup slot; 0 means 1s
+	// TrustedProxies are the addresses whose X-Forwarded-For is believed (nginx in front):
+	// a connection from one of them counts against the client address it forwards.
+	TrustedProxies []netip.Prefix
 }
 
 // access is the server's authentication and admission state.
@@ -132,7 +136,7 @@ func (s *Server) admit(next http.Handler) http.Handler {
 				f()
 			}
 		}()
-		ip := clientIP(r)
+		ip := s.clientIP(r)
 		if !s.count(s.perIP, ip, s.cfg.Limits.ConnsPerIP, adm) {
 			s.overloaded(w, r, fmt.Errorf("%w: more than %d from %s", ErrOverloaded, s.cfg.Limits.ConnsPerIP, ip))
 			return
@@ -204,14 +208,40 @@ func (s *Server) countLocked(m map[string]int, key string, limit int, adm *admis
 	return true
 }
 
-// clientIP is the connection's address. X-Forwarded-For is not trusted: behind a proxy every
-// client shares its address, so raise limits.conns_per_ip there.
-func clientIP(r *http.Request) string {
+// clientIP is the address a connection counts against and is logged as. A peer that is a
+// trusted proxy is replaced by the rightmost X-Forwarded-For address that is not itself a
+// trusted proxy: addresses to the left of it were written by the client and prove nothing.
+func (s *Server) clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !s.trusted(peer) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop: stop at the last address we could trust
+		}
+		if !s.trusted(a) {
+			return a.Unmap().String()
+		}
+		host = a.Unmap().String()
 	}
 	return host
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.cfg.Limits.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // overloaded refuses a connection for now. On the SSE route it answers 200 with a jittered

@@ -90,17 +90,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			s.cfg.Logger.LogAttrs(r.Context(), level, "request",
 				slog.String("request_id", id), slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.String("route", route), slog.Int("status", rec.statusOr200()), slog.Int64("bytes", rec.bytes),
-				slog.Duration("duration", d), slog.String("remote", remoteIP(r)))
+				slog.Duration("duration", d), slog.String("remote", s.clientIP(r)))
 		}
 	})
-}
-
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // recorder notes the status and size of a response. A 200 on a subscriber transport counts

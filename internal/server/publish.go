@@ -31,33 +31,12 @@ func (p *publishRequest) message() (*hub.Message, error) {
 		m.Topics = append(m.Topics, p.Topic)
 	}
 	m.Topics = append(m.Topics, p.Topics...)
-	data, err := dataText(p.Data)
+	data, err := hub.DataText(p.Data)
 	if err != nil {
 		return nil, err
 	}
 	m.Data = data
 	return m, nil
-}
-
-// dataText turns the JSON data field into the text subscribers receive: a JSON string is
-// taken as its content, any other JSON value as its compact text.
-func dataText(raw json.RawMessage) ([]byte, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("%w: data: %v", ErrBadRequest, err)
-		}
-		return []byte(s), nil
-	}
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		return nil, fmt.Errorf("%w: data: %v", ErrBadRequest, err)
-	}
-	return b.Bytes(), nil
 }
 
 // readMessages parses a publish request body: form fields, one JSON object, a JSON array or

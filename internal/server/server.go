@@ -15,6 +15,7 @@ import (
 	"github.com/herald-push/herald/internal/hub"
 	"github.com/herald-push/herald/internal/metrics"
 	"github.com/herald-push/herald/internal/poll"
+	"github.com/herald-push/herald/internal/presence"
 	"github.com/herald-push/herald/internal/sse"
 	"github.com/herald-push/herald/internal/ws"
 )
@@ -41,6 +42,9 @@ type Config struct {
 	Origins    []string      // CORS allow-list of exact origins; "*" allows any, without credentials
 	CORSMaxAge time.Duration // preflight cache; 0 means 10m
 	Limits     Limits        // connection admission and rates; zero values mean no limit
+
+	// Presence answers GET /presence; nil means this node's subscribers only.
+	Presence *presence.Tracker
 
 	// Operations (observe.go).
 	LogRequests bool   // log every request at info level; otherwise at debug (5xx always at error)
@@ -75,6 +79,9 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Presence == nil {
+		cfg.Presence = presence.New(presence.Config{Hub: cfg.Hub})
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.setupAccess()
 	s.handler = s.observe(s.cors(s.mux))
@@ -99,6 +106,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /ws", s.admit(s.ws))
 	s.mux.Handle("GET /poll", s.admit(countPolls(s.poll)))
 	s.mux.HandleFunc("GET /history", s.handleHistory)
+	s.mux.HandleFunc("GET /presence", s.handlePresence)
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mux.Handle("GET /herald.js", heraldjs.Handler())

@@ -1,14 +1,19 @@
 package server_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/herald-push/herald/internal/engine/memory"
 	. "github.com/herald-push/herald/internal/heraldtest"
 	"github.com/herald-push/herald/internal/hub"
 	"github.com/herald-push/herald/internal/server"
@@ -330,5 +335,33 @@ func TestHealth(t *testing.T) {
 	code, body := Do(t, "POST", srv.URL+"/publish", "application/json", `{"topic":"a"}`, Auth())
 	if code != 503 {
 		t.Errorf("publish while draining = %d %s, want 503", code, body)
+	}
+}
+
+// cancelLog fails every Last with the caller's context error, as a real engine does when the
+// client goes away during the call.
+type cancelLog struct{ hub.Log }
+
+func (l cancelLog) Last(ctx context.Context) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return l.Log.Last(ctx)
+}
+
+// A client that disconnects while its request is served is not a server error: nothing is
+// logged at error level (the reconnect storm filled the log with such lines).
+func TestClientGoneIsNotAnError(t *testing.T) {
+	var logs bytes.Buffer
+	srv := NewServer(t, Options{
+		Log:    cancelLog{memory.New(memory.Config{})},
+		Server: server.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequestWithContext(ctx, "GET", "/history?topic=a&since="+srv.Hub.Epoch()+"-0", nil)
+	srv.Server.ServeHTTP(httptest.NewRecorder(), req)
+	if strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a canceled request was logged as an error:\n%s", logs.String())
 	}
 }

@@ -20,7 +20,8 @@ type Event struct {
 // data lines joined with LF, events with no data not dispatched (but their id recorded).
 type Reader struct {
 	r      *bufio.Reader
-	lastID string
+	lastID string // committed when an event is dispatched, as EventSource does
+	idBuf  string // the id field seen so far; it becomes lastID at the blank line
 	retry  time.Duration
 	// OnComment, if set, is called with the text of every comment line.
 	OnComment func(string)
@@ -35,7 +36,9 @@ func NewReader(r io.Reader) *Reader {
 // with no data (as the server does when it shuts down), or 0.
 func (d *Reader) Retry() time.Duration { return d.retry }
 
-// LastID returns the last event id recorded, including ids of events without data.
+// LastID returns the last event id of a complete event (ended by a blank line), including
+// events without data. An id line whose event was cut off does not count: resuming from it
+// would skip that event.
 func (d *Reader) LastID() string { return d.lastID }
 
 // Next returns the next dispatched event.
@@ -49,6 +52,7 @@ func (d *Reader) Next() (Event, error) {
 			return Event{}, err
 		}
 		if len(line) == 0 {
+			d.lastID = d.idBuf
 			if !hasData {
 				typ = ""
 				continue
@@ -74,7 +78,7 @@ func (d *Reader) Next() (Event, error) {
 			typ = string(value)
 		case "id":
 			if !bytes.ContainsRune(value, 0) {
-				d.lastID = string(value)
+				d.idBuf = string(value)
 			}
 		case "retry":
 			if ms, err := strconv.Atoi(string(value)); err == nil {

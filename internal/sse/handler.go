@@ -57,20 +57,22 @@ type Handler struct {
 	pool *pool
 }
 
+// defaults fills in zero settings and starts the writer pool, once: requests run
+// concurrently, so nothing here may write to h after the first request.
 func (h *Handler) defaults() {
-	if h.Heartbeat <= 0 {
-		h.Heartbeat = 15 * time.Second
-	}
-	if h.Retry <= 0 {
-		h.Retry = 2 * time.Second
-	}
-	if h.WriteTimeout <= 0 {
-		h.WriteTimeout = 10 * time.Second
-	}
-	if h.MaxBatch <= 0 {
-		h.MaxBatch = 256
-	}
 	h.once.Do(func() {
+		if h.Heartbeat <= 0 {
+			h.Heartbeat = 15 * time.Second
+		}
+		if h.Retry <= 0 {
+			h.Retry = 2 * time.Second
+		}
+		if h.WriteTimeout <= 0 {
+			h.WriteTimeout = 10 * time.Second
+		}
+		if h.MaxBatch <= 0 {
+			h.MaxBatch = 256
+		}
 		if h.Writers == 0 {
 			h.Writers = runtime.GOMAXPROCS(0)
 		}

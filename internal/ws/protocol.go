@@ -1,7 +1,6 @@
 package ws
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -69,29 +68,9 @@ func (r *request) message() (*hub.Message, error) {
 		m.Topics = append(m.Topics, r.Topic)
 	}
 	m.Topics = append(m.Topics, r.Topics...)
-	data, err := dataText(r.Data)
+	data, err := hub.DataText(r.Data)
 	m.Data = data
 	return m, err
-}
-
-// dataText turns the data field into the text subscribers receive, as POST /publish does: a
-// JSON string is taken as its content, any other JSON value as its compact text.
-func dataText(raw json.RawMessage) ([]byte, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("%w: data: %v", ErrBadRequest, err)
-		}
-		return []byte(s), nil
-	}
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		return nil, fmt.Errorf("%w: data: %v", ErrBadRequest, err)
-	}
-	return b.Bytes(), nil
 }
 
 var messageSlot = hub.EncodingSlot()

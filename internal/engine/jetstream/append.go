@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -20,6 +22,12 @@ import (
 func (l *Log) Append(ctx context.Context, msgs []*hub.Message) ([]bool, error) {
 	if len(msgs) == 0 {
 		return nil, nil
+	}
+	if atomic.LoadInt32(&l.broken) == 1 { // fail fast instead of waiting out an ack that will not come
+		if err := l.storeErr(); err != nil {
+			return nil, fmt.Errorf("jetstream: append %d messages: %w", len(msgs), err)
+		}
+		atomic.StoreInt32(&l.broken, 0)
 	}
 	now := time.Now()
 	out := make([]*nats.Msg, len(msgs))
@@ -45,18 +53,43 @@ func (l *Log) Append(ctx context.Context, msgs []*hub.Message) ([]bool, error) {
 		case ack := <-f.Ok():
 			seqs[i], dup[i] = ack.Sequence, ack.Duplicate
 		case err := <-f.Err():
-			return nil, fmt.Errorf("jetstream: append message %d of %d: %w", i+1, len(msgs), mapErr(err))
+			if serr := l.storeErr(); serr != nil {
+				atomic.StoreInt32(&l.broken, 1)
+				err = fmt.Errorf("%w (%w)", serr, err)
+			} else {
+				err = mapErr(err)
+			}
+			return nil, fmt.Errorf("jetstream: append message %d of %d: %w", i+1, len(msgs), err)
 		case <-ctx.Done():
 			return nil, fmt.Errorf("jetstream: append %d messages: %w", len(msgs), ctx.Err())
 		}
 	}
 	for i, m := range msgs {
-		m.Seq, m.ID, m.Time = seqs[i], hub.FormatID(l.epoch, seqs[i]), now
+		m.Seq, m.ID, m.Time = seqs[i], hub.FormatID(l.Epoch(), seqs[i]), now
 	}
 	if err := l.retainBatch(ctx, msgs); err != nil {
 		return nil, err
 	}
 	return dup, nil
+}
+
+// storeErr returns the write error that the embedded server's file store latched, as
+// hub.ErrFull for a full disk and hub.ErrUnavailable otherwise (e.g. permission denied), or nil.
+// nats-server does not answer a publish it failed to write, so the ack only times out; this
+// says why. The error stays latched until the store is reopened (Herald restarted), which
+// docs/guarantees.md tells operators.
+func (l *Log) storeErr() error {
+	if l.srv == nil {
+		return nil
+	}
+	h := l.srv.Healthz(&server.HealthzOptions{Account: server.DEFAULT_GLOBAL_ACCOUNT, Stream: l.stream})
+	switch {
+	case h == nil || !strings.Contains(h.Error, "write error"):
+		return nil
+	case strings.Contains(h.Error, "no space left"):
+		return fmt.Errorf("%w: %s; free space and restart herald", hub.ErrFull, h.Error)
+	}
+	return fmt.Errorf("%w: %s; fix the data directory and restart herald", hub.ErrUnavailable, h.Error)
 }
 
 // retainBatch stores the newest retained message of each topic of the batch in the retain
@@ -156,6 +189,7 @@ func mapErr(err error) error {
 	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, nats.ErrTimeout),
 		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrDisconnected),
 		errors.Is(err, nats.ErrConnectionReconnecting), errors.Is(err, nats.ErrConnectionDraining),
+		errors.Is(err, nats.ErrReconnectBufExceeded), // disconnected: see ReconnectBufSize
 		errors.Is(err, jetstream.ErrAsyncPublishTimeout), errors.Is(err, jetstream.ErrTooManyStalledMsgs),
 		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
 		return fmt.Errorf("%w: %w", hub.ErrUnavailable, err)

@@ -83,6 +83,6 @@ func (l *Log) decode(base, subject string, h nats.Header, data []byte, seq uint6
 		}
 		m.Seq = s
 	}
-	m.ID = hub.FormatID(l.epoch, m.Seq)
+	m.ID = hub.FormatID(l.Epoch(), m.Seq)
 	return m, nil
 }

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -55,6 +56,10 @@ type Config struct {
 	// configuration decides.
 	SyncAlways bool
 
+	// AckTimeout bounds the wait for the store's acknowledgement of a publish; 0 means 30s.
+	// A store that failed to write (full disk) never answers: the timeout ends the wait.
+	AckTimeout time.Duration
+
 	Logger *slog.Logger // nil means slog.Default()
 }
 
@@ -68,16 +73,22 @@ type Log struct {
 
 	stream       string // log stream name
 	retainStream string
-	topicBase    string // <prefix>.t
-	multiSubject string // <prefix>.m
-	retainBase   string // <prefix>.r
-	epoch        string
+	topicBase    string           // <prefix>.t
+	multiSubject string           // <prefix>.m
+	retainBase   string           // <prefix>.r
+	epoch        atomic.Value     // string; changes when the stream is recreated (see recreate)
 	logS         jetstream.Stream // handles for info and direct gets
 	retainS      jetstream.Stream
 
 	epochCheck time.Duration // how often Tail verifies the epoch while idle
 
 	pubOpts []jetstream.PublishOpt
+
+	// broken is 1 once the embedded store reported a write error: Append checks the store
+	// first. A plain int32 (atomic functions) because tests copy a Log.
+	broken int32
+
+	presence *presenceKV // see presence.go; a pointer, so that copies of a Log share it
 }
 
 var _ hub.Log = (*Log)(nil)
@@ -99,6 +110,9 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
 	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = 30 * time.Second
+	}
 	l := &Log{
 		cfg:          cfg,
 		logger:       cfg.Logger,
@@ -108,6 +122,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		multiSubject: cfg.Stream + ".m",
 		retainBase:   cfg.Stream + ".r",
 		epochCheck:   5 * time.Second,
+		presence:     &presenceKV{},
 	}
 	if l.logger == nil {
 		l.logger = slog.Default()
@@ -139,6 +154,10 @@ func (l *Log) connect() error {
 		nats.Name("herald"),
 		nats.MaxReconnects(-1), // a node outlives NATS restarts; calls fail with ErrUnavailable meanwhile
 		nats.ReconnectWait(250 * time.Millisecond),
+		// No buffering while reconnecting: a publish then fails at once (503) instead of
+		// failing on timeout and being stored later anyway, which would turn "not
+		// acknowledged" into "stored after all".
+		nats.ReconnectBufSize(-1),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -167,7 +186,7 @@ func (l *Log) connect() error {
 	// publisher (too many acks pending) waits at most stallWait and then fails as unavailable.
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(maxPending),
-		jetstream.WithPublishAsyncTimeout(30*time.Second))
+		jetstream.WithPublishAsyncTimeout(l.cfg.AckTimeout))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
@@ -196,10 +215,29 @@ func (l *Log) Close() error {
 }
 
 // Epoch names the lifetime of the log stream.
-func (l *Log) Epoch() string { return l.epoch }
+func (l *Log) Epoch() string { e, _ := l.epoch.Load().(string); return e }
 
 // setup creates or adopts both streams and learns the epoch.
 func (l *Log) setup(ctx context.Context) error {
+	if err := l.ensureLog(ctx); err != nil {
+		return err
+	}
+	// Retained values of another epoch name Seqs that no longer exist: drop them.
+	if err := l.syncRetain(ctx); err != nil {
+		return err
+	}
+	var err error
+	if l.logS, err = l.js.Stream(ctx, l.stream); err != nil {
+		return fmt.Errorf("jetstream: stream %s: %w", l.stream, mapErr(err))
+	}
+	if l.retainS, err = l.js.Stream(ctx, l.retainStream); err != nil {
+		return fmt.Errorf("jetstream: stream %s: %w", l.retainStream, mapErr(err))
+	}
+	return nil
+}
+
+// ensureLog creates or adopts the log stream and sets the epoch.
+func (l *Log) ensureLog(ctx context.Context) error {
 	r := l.cfg.Retention
 	want := jetstream.StreamConfig{
 		Name:              l.stream,
@@ -227,23 +265,18 @@ func (l *Log) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	l.epoch = epoch
+	l.epoch.Store(epoch)
+	return nil
+}
 
-	// Retained values of another epoch name Seqs that no longer exist: drop them.
+// syncRetain creates the retain stream, or empties it if it belongs to another epoch.
+func (l *Log) syncRetain(ctx context.Context) error {
 	rs, err := l.ensureRetain(ctx)
 	if err != nil {
 		return err
 	}
-	if got := streamEpoch(rs.Config); got != epoch {
-		if err := l.purgeRetained(ctx); err != nil {
-			return err
-		}
-	}
-	if l.logS, err = l.js.Stream(ctx, l.stream); err != nil {
-		return fmt.Errorf("jetstream: stream %s: %w", l.stream, mapErr(err))
-	}
-	if l.retainS, err = l.js.Stream(ctx, l.retainStream); err != nil {
-		return fmt.Errorf("jetstream: stream %s: %w", l.retainStream, mapErr(err))
+	if got := streamEpoch(rs.Config); got != l.Epoch() {
+		return l.purgeRetained(ctx)
 	}
 	return nil
 }
@@ -265,7 +298,7 @@ func (l *Log) retainConfig(epoch string) jetstream.StreamConfig {
 func (l *Log) ensureRetain(ctx context.Context) (*jetstream.StreamInfo, error) {
 	s, err := l.js.Stream(ctx, l.retainStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = l.js.CreateStream(ctx, l.retainConfig(l.epoch))
+		s, err = l.js.CreateStream(ctx, l.retainConfig(l.Epoch()))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			s, err = l.js.Stream(ctx, l.retainStream)
 		}
@@ -277,13 +310,13 @@ func (l *Log) ensureRetain(ctx context.Context) (*jetstream.StreamInfo, error) {
 }
 
 func (l *Log) purgeRetained(ctx context.Context) error {
-	l.logger.Info("dropping retained values of another epoch", "epoch", l.epoch)
+	l.logger.Info("dropping retained values of another epoch", "epoch", l.Epoch())
 	s, err := l.js.Stream(ctx, l.retainStream)
 	if err == nil {
 		err = s.Purge(ctx)
 	}
 	if err == nil {
-		_, err = l.js.UpdateStream(ctx, l.retainConfig(l.epoch))
+		_, err = l.js.UpdateStream(ctx, l.retainConfig(l.Epoch()))
 	}
 	if err != nil {
 		return fmt.Errorf("jetstream: reset %s: %w", l.retainStream, mapErr(err))

@@ -1,6 +1,7 @@
 package jetstream
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,9 +13,23 @@ import (
 	"github.com/herald-push/herald/internal/hub"
 )
 
-// Last returns the log stream's last sequence.
+// Last returns the log stream's last sequence. If the stream is gone (NATS restarted on an
+// empty store, or an operator deleted it), it creates a new one with a new epoch: the hub, which
+// calls Last before every Tail, then sees the epoch change and ends every subscription, and
+// resuming clients get a gap notice instead of waiting for a log that no longer exists.
 func (l *Log) Last(ctx context.Context) (uint64, error) {
 	info, err := l.logS.Info(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		old := l.Epoch()
+		if err := l.ensureLog(ctx); err != nil {
+			return 0, err
+		}
+		if err := l.syncRetain(ctx); err != nil {
+			return 0, err
+		}
+		l.logger.Warn("log stream was gone: created a new one", "old_epoch", old, "epoch", l.Epoch())
+		info, err = l.logS.Info(ctx)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("jetstream: last: %w", mapErr(err))
 	}
@@ -89,7 +104,7 @@ func (l *Log) Retained(ctx context.Context, f *hub.Filter) ([]*hub.Message, erro
 		}
 		out = append(out, got...)
 	}
-	slices.SortFunc(out, func(a, b *hub.Message) int { return cmpSeq(a.Seq, b.Seq) })
+	slices.SortFunc(out, func(a, b *hub.Message) int { return cmp.Compare(a.Seq, b.Seq) })
 	return slices.CompactFunc(out, func(a, b *hub.Message) bool { return a.Seq == b.Seq }), nil
 }
 
@@ -191,16 +206,6 @@ func mergeBySeq(a, b []*hub.Message) []*hub.Message {
 		}
 	}
 	return append(append(out, a...), b...)
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // maxTrimChecks bounds the work of Trimmed; past it the answer is a conservative true.

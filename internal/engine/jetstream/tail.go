@@ -117,8 +117,8 @@ func (l *Log) checkEpoch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: check epoch: %w", mapErr(err))
 	}
-	if got := streamEpoch(s.CachedInfo().Config); got != l.epoch {
-		return fmt.Errorf("jetstream: %w: epoch %q, was %q", errEpoch, got, l.epoch)
+	if got := streamEpoch(s.CachedInfo().Config); got != l.Epoch() {
+		return fmt.Errorf("jetstream: %w: epoch %q, was %q", errEpoch, got, l.Epoch())
 	}
 	return nil
 }
