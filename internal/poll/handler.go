@@ -36,6 +36,9 @@ type Handler struct {
 	Request func(r *http.Request, f *hub.Filter) (hub.Request, error)
 	// Fail answers an error; nil means http.Error with status 400.
 	Fail func(w http.ResponseWriter, r *http.Request, err error)
+	// Waiting, if set, is told when a request has subscribed and caught up and starts to wait:
+	// its setup is over, so admission control can count it as an open connection only.
+	Waiting func(r *http.Request)
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -98,7 +101,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
-	resp, err := collect(r.Context(), sub, req.After, limit, timeout)
+	resp, err := collect(r.Context(), sub, req.After, limit, timeout, func() {
+		if h.Waiting != nil {
+			h.Waiting(r)
+		}
+	})
 	if err != nil {
 		if r.Context().Err() != nil {
 			return // the client went away
@@ -112,7 +119,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // collect returns what is waiting (catch-up, then queued live messages), or else waits up to
 // timeout for the first live batch. The cursor follows the stream: each message's id, and the
 // position reported when catch-up ends.
-func collect(ctx context.Context, sub *hub.Subscription, since string, limit int, timeout time.Duration) (response, error) {
+// waiting is called when the poll starts to wait: its setup (subscription and catch-up) is over.
+func collect(ctx context.Context, sub *hub.Subscription, since string, limit int, timeout time.Duration, waiting func()) (response, error) {
 	resp := response{Next: since, Gap: sub.Gap()}
 	take := func() error {
 		b, err := sub.Take(ctx, limit-len(resp.Messages))
@@ -141,6 +149,7 @@ func collect(ctx context.Context, sub *hub.Subscription, since string, limit int
 	if len(resp.Messages) > 0 || timeout == 0 {
 		return resp, nil
 	}
+	waiting()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {

@@ -116,9 +116,10 @@ func (s *Server) cors(next http.Handler) http.Handler {
 
 // admission is what one streaming connection holds; admit releases it when the handler ends.
 type admission struct {
-	mu       sync.Mutex
-	release  []func()
-	identity bool // counted against an identity already
+	mu        sync.Mutex
+	release   []func()
+	identity  bool   // counted against an identity already
+	setupDone func() // frees the setup slot; also called at the first write
 }
 
 type admissionKey struct{}
@@ -156,10 +157,19 @@ func (s *Server) admit(next http.Handler) http.Handler {
 			var once sync.Once
 			free := func() { once.Do(func() { <-s.setups }) }
 			adm.release = append(adm.release, free)
+			adm.setupDone = free
 			w = &setupWriter{ResponseWriter: w, done: free}
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), admissionKey{}, adm)))
 	})
+}
+
+// setupDone frees the request's setup slot before its first write: a long poll that has
+// subscribed and waits for news must not hold a slot that a reconnect storm needs.
+func setupDone(r *http.Request) {
+	if adm, _ := r.Context().Value(admissionKey{}).(*admission); adm != nil && adm.setupDone != nil {
+		adm.setupDone()
+	}
 }
 
 // admitIdentity counts a streaming connection against its identity. Anonymous connections

@@ -263,6 +263,29 @@ func TestHandshakeAdmission(t *testing.T) {
 	}
 }
 
+// A long poll that waits for news has finished its setup: it must not hold the setup slot
+// for its whole wait, or a few hundred waiting pollers would refuse everyone else.
+func TestWaitingPollFreesSetupSlot(t *testing.T) {
+	srv := secureServer(t, server.Limits{Handshakes: 1, HandshakeWait: time.Millisecond})
+	held := make(chan int, 1)
+	go func() {
+		code, _ := Do(t, "GET", srv.URL+"/poll?topic=public/a&timeout=5", "", "", nil)
+		held <- code
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Hub.Subscribers() < 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	code, body := Do(t, "GET", srv.URL+"/poll?topic=public/a&timeout=0", "", "", nil)
+	if code != 200 {
+		t.Errorf("a poll next to a waiting one: %d %s, want 200", code, body)
+	}
+	srv.Publish(t, "public/a", "wake")
+	if code := <-held; code != 200 {
+		t.Errorf("the waiting poll answered %d, want 200", code)
+	}
+}
+
 func TestStreamEndsAtExpiry(t *testing.T) {
 	srv := secureServer(t, server.Limits{})
 	h := bearer(tok{mut: func(c *auth.Claims) { c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Second)) }}.sign(t))

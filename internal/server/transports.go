@@ -43,6 +43,7 @@ func (s *Server) transports() {
 	s.poll.Hub = s.cfg.Hub
 	s.poll.Request = s.subscribeRequest
 	s.poll.Fail = s.writeError
+	s.poll.Waiting = setupDone
 }
 
 // countPolls counts each held long-poll request as a connection while it lasts.
