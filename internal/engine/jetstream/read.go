@@ -196,8 +196,11 @@ func (l *Log) scan(ctx context.Context, stream string, subjects []string, start 
 		if err := batch.Error(); err != nil {
 			return mapErr(err)
 		}
-		if n == 0 { // pending messages were trimmed meanwhile
-			break
+		if n == 0 {
+			// An empty answer with messages pending: they were trimmed meanwhile, or the
+			// server (just restarted) did not deliver them. Returning what we have would let
+			// a reader step over them silently; a retry with a new consumer knows which.
+			return fmt.Errorf("%w: read ended with %d messages pending", hub.ErrUnavailable, pending)
 		}
 	}
 	return nil
