@@ -1,16 +1,16 @@
 package cluster
 
 import (
-	"context"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herald-push/herald/internal/hub"
 )
 
 // engineProc is an engine server process this test owns, so that it can kill and restart it.
@@ -25,7 +25,10 @@ type engineProc struct {
 func newEngine(t *testing.T, kind string) *engineProc {
 	bin := map[string]string{"redis": "redis-server", "nats": "nats-server"}[kind]
 	if _, err := exec.LookPath(bin); err != nil {
-		t.Skipf("%s not installed: %v", bin, err)
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is required in CI: %v", bin, err)
+		}
+		t.Skipf("%s not installed: %v; skipping (this fails under CI=true)", bin, err)
 	}
 	e := &engineProc{t: t, kind: kind, addr: freeAddr(t)}
 	t.Cleanup(e.stop)
@@ -92,90 +95,65 @@ func publishOnce(n *node, topic, data string) (int, string) {
 func TestEngineRestartRedis(t *testing.T) { testEngineRestart(t, "redis") }
 func TestEngineRestartNATS(t *testing.T)  { testEngineRestart(t, "nats") }
 
-// testEngineRestart kills the engine under a node with a subscriber, checks that publishes
-// during the outage get 503 with Retry-After, restarts the engine on its data, and checks that
-// the subscriber receives every acknowledged message with no gap.
+// testEngineRestart kills the engine under two nodes while publishers run and subscribers on
+// SSE, WebSocket and long polling listen, checks that publishes during the outage get 503 with
+// Retry-After, and restarts the engine on its data. Under the faults oracle, no publish was
+// acknowledged and then lost (a 503 or an unanswered publish may or may not be delivered),
+// and every subscriber ends with everything acknowledged, in order, with no gap notice.
 func testEngineRestart(t *testing.T, kind string) {
 	e := newEngine(t, kind)
 	dir := t.TempDir()
 	e.start(dir)
-	n := startNode(t, e.url(), "127.0.0.1:0", true)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	const total = 60
-	s := &subscriber{nodes: []*node{n}, topic: "restart"}
-	var wg sync.WaitGroup
-	var runErr error
-	wg.Go(func() { runErr = s.run(ctx, total) })
-	waitSubscribed(t, n, "restart", 1)
-	for i := range total / 2 {
-		if _, err := publish(ctx, []*node{n}, "restart", strconv.Itoa(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	nodes := []*node{startNode(t, e.url(), "127.0.0.1:0", true), startNode(t, e.url(), "127.0.0.1:0", true)}
+	r := startRun(t, nodes)
+	r.waitAcked(100)
 
 	e.kill()
-	code, retry := publishOnce(n, "restart", "during-outage")
+	code, retry := publishOnce(nodes[0], "probe", "during-outage") // a topic nobody subscribes to
 	if code != http.StatusServiceUnavailable || retry == "" {
 		t.Errorf("publish during the outage: %d with Retry-After %q, want 503 with Retry-After", code, retry)
 	}
+	waitFor(t, "the publishers to be refused during the outage", func() bool {
+		_, refused, uncertain := r.o.Counts()
+		return refused+uncertain > 0
+	})
 	e.start(dir)
-	for i := total / 2; i < total; i++ {
-		if _, err := publish(ctx, []*node{n}, "restart", strconv.Itoa(i)); err != nil {
-			t.Fatal(err)
-		}
+	r.waitAcked(100)
+	rep := r.finish()
+	for _, g := range rep.Gaps {
+		t.Errorf("unexpected gap notice: %s (the engine kept its data)", g)
 	}
-	wg.Wait()
-	if runErr != nil {
-		t.Fatal(runErr)
-	}
-	checkSequence(t, "subscriber", s.got, total)
-	if len(s.gaps) > 0 {
-		t.Errorf("gap notices %v, want none: the engine kept its data", s.gaps)
-	}
+	t.Logf("answers 200: %d, 503: %d", r.statuses(http.StatusOK), r.statuses(http.StatusServiceUnavailable))
 }
 
 func TestEngineDataLossRedis(t *testing.T) { testEngineDataLoss(t, "redis") }
 func TestEngineDataLossNATS(t *testing.T)  { testEngineDataLoss(t, "nats") }
 
-// testEngineDataLoss restarts the engine empty: the node must notice, and a resuming
-// subscriber must get a gap notice rather than silently miss or mix messages.
+// testEngineDataLoss restarts the engine empty under two nodes while publishers run and
+// subscribers on SSE, WebSocket and long polling listen. The nodes must notice and start a new
+// epoch; under the faults oracle, what a subscriber did not receive is covered by a gap notice,
+// never silent, and it receives everything acknowledged in the new epoch after the notice.
+// Every subscriber must be told (reason epoch): its position is in a log that no longer exists.
 func testEngineDataLoss(t *testing.T, kind string) {
 	e := newEngine(t, kind)
 	e.start(t.TempDir())
-	n := startNode(t, e.url(), "127.0.0.1:0", true)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	s := &subscriber{nodes: []*node{n}, topic: "lost", gapSeen: make(chan struct{})}
-	var wg sync.WaitGroup
-	var runErr error
-	wg.Go(func() { runErr = s.run(ctx, 20) })
-	waitSubscribed(t, n, "lost", 1)
-	for i := range 10 {
-		if _, err := publish(ctx, []*node{n}, "lost", strconv.Itoa(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	nodes := []*node{startNode(t, e.url(), "127.0.0.1:0", true), startNode(t, e.url(), "127.0.0.1:0", true)}
+	r := startRun(t, nodes)
+	r.waitAcked(60)
 	e.kill()
 	e.start(t.TempDir()) // everything is gone
-
-	select {
-	case <-s.gapSeen:
-	case <-ctx.Done():
-		t.Fatalf("no gap notice after the engine lost its data; received %v", s.got)
-	}
-	for i := 10; i < 20; i++ {
-		if _, err := publish(ctx, []*node{n}, "lost", strconv.Itoa(i)); err != nil {
-			t.Fatal(err)
+	r.waitAcked(60)
+	rep := r.finish()
+	told := map[string]bool{}
+	for _, g := range rep.Gaps {
+		name, reason, _ := strings.Cut(g, ": ")
+		if !strings.HasPrefix(reason, hub.GapEpoch+":") {
+			t.Errorf("gap notice %q, want reason %s", g, hub.GapEpoch)
 		}
+		told[name] = true
 	}
-	wg.Wait()
-	if runErr != nil {
-		t.Fatal(runErr)
-	}
-	checkSequence(t, "subscriber", s.got, 20)
-	if len(s.gaps) != 1 || !strings.Contains(s.gaps[0], `"epoch"`) {
-		t.Errorf("gap notices %v, want one with reason epoch", s.gaps)
+	if len(told) != len(r.subs) {
+		t.Errorf("%d of %d subscribers got a gap notice (%q), want all", len(told), len(r.subs), rep.Gaps)
 	}
 }
 

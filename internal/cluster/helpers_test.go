@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -25,7 +24,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/herald-push/herald/internal/heraldtest"
-	"github.com/herald-push/herald/internal/sse"
 )
 
 const key = "cluster-test-key"
@@ -156,108 +154,6 @@ func randomName(prefix string) string {
 	var b [5]byte
 	rand.Read(b[:])
 	return prefix + hex.EncodeToString(b[:])
-}
-
-// publish posts one message to the first node that accepts it, retrying with the same
-// idempotency key, so a retried publish is never stored twice. It returns the id.
-func publish(ctx context.Context, nodes []*node, topic, data string) (string, error) {
-	body, _ := json.Marshal(map[string]string{"topic": topic, "data": data, "idempotencyKey": "k-" + topic + "-" + data})
-	for attempt := 0; ; attempt++ {
-		n := nodes[attempt%len(nodes)]
-		req, _ := http.NewRequestWithContext(ctx, "POST", n.URL+"/publish", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				var r struct{ ID string }
-				json.Unmarshal(b, &r)
-				return r.ID, nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("publish %s: %w (last error %v)", data, ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-// subscriber is an SSE client that, like EventSource, reconnects with its last id when its
-// stream ends, trying its nodes in turn.
-type subscriber struct {
-	nodes []*node
-	topic string
-
-	got  []string // data of every event received, in order
-	gaps []string // gap notices received
-	hops int      // reconnections
-
-	gapSeen chan struct{} // if set, closed at the first gap notice
-}
-
-// run receives until want messages arrived or ctx ends.
-func (s *subscriber) run(ctx context.Context, want int) error {
-	last := ""
-	for i := 0; len(s.got) < want; i++ {
-		if ctx.Err() != nil {
-			return fmt.Errorf("received %d of %d messages: %w", len(s.got), want, ctx.Err())
-		}
-		n := s.nodes[i%len(s.nodes)]
-		if i > 0 {
-			s.hops++
-			select {
-			case <-ctx.Done():
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-		req, _ := http.NewRequestWithContext(ctx, "GET", n.URL+"/events?topic="+s.topic, nil)
-		if last != "" {
-			req.Header.Set("Last-Event-ID", last)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			continue
-		}
-		if resp.StatusCode != http.StatusOK {
-			resp.Body.Close()
-			continue
-		}
-		r := sse.NewReader(resp.Body)
-		for len(s.got) < want {
-			ev, err := r.Next()
-			if err != nil {
-				break
-			}
-			if ev.Type == sse.GapEvent {
-				s.gaps = append(s.gaps, ev.Data)
-				if s.gapSeen != nil && len(s.gaps) == 1 {
-					close(s.gapSeen)
-				}
-				continue
-			}
-			s.got = append(s.got, ev.Data)
-			last = ev.ID
-		}
-		resp.Body.Close()
-	}
-	return nil
-}
-
-// checkSequence fails unless got is exactly "0".."n-1".
-func checkSequence(t *testing.T, who string, got []string, n int) {
-	t.Helper()
-	if len(got) != n {
-		t.Errorf("%s received %d messages, want %d", who, len(got), n)
-	}
-	for i, d := range got {
-		if d != strconv.Itoa(i) {
-			t.Errorf("%s: message %d = %q, want %q (loss, duplicate or reordering)", who, i, d, strconv.Itoa(i))
-			return
-		}
-	}
 }
 
 // getJSON fetches url into v and returns the status.

@@ -209,6 +209,26 @@ type Publisher struct {
 	Statuses sync.Map // status code -> *atomic.Int64
 }
 
+// Loop publishes until stop is closed, pausing briefly after an answer other than 2xx (the
+// server or its engine may be away), and counts acknowledged publishes in acked.
+func (p *Publisher) Loop(stop <-chan struct{}, acked *atomic.Int64) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		code, _ := p.Publish(ctx)
+		cancel()
+		if code/100 == 2 {
+			acked.Add(1)
+		} else {
+			time.Sleep(20 * time.Millisecond) // back off while the server is away
+		}
+	}
+}
+
 // Publish sends the next payload and returns the HTTP status (0 when there was no answer).
 func (p *Publisher) Publish(ctx context.Context) (int, error) {
 	p.n++

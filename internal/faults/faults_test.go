@@ -65,15 +65,10 @@ func proxyTo(t testing.TB, base string) (*faults.Proxy, string) {
 	return p, "http://" + p.Addr()
 }
 
-// waitCaughtUp waits (bounded) until no subscriber lacks an acknowledged publish.
+// waitCaughtUp waits (bounded) until no subscriber lacks an acknowledged publish; verify then
+// reports what is still missing.
 func waitCaughtUp(t testing.TB, o *faults.Oracle, subs []*faults.Subscriber, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for _, s := range subs {
-		for o.Missing(s) > 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	o.WaitCaughtUp(subs, within)
 }
 
 // verify fails the test with every problem the oracle found; gaps fail it unless allowed.

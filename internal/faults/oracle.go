@@ -9,11 +9,13 @@
 package faults
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/herald-push/herald/internal/hub"
 )
@@ -33,7 +35,22 @@ const (
 type publish struct {
 	topic   string
 	outcome Outcome
-	seq     uint64 // log position when acknowledged
+	at      pos // log position when acknowledged
+}
+
+// pos is a log position: the epoch (numbered in the order the oracle first saw it) and the
+// sequence within it. A log that lost its data starts a new epoch whose sequences start again,
+// so positions order by epoch first.
+type pos struct {
+	epoch int
+	seq   uint64
+}
+
+func (a pos) cmp(b pos) int {
+	if a.epoch != b.epoch {
+		return cmp.Compare(a.epoch, b.epoch)
+	}
+	return cmp.Compare(a.seq, b.seq)
 }
 
 // Oracle records what publishers were told and checks what subscribers received.
@@ -41,20 +58,41 @@ type Oracle struct {
 	mu   sync.Mutex
 	pubs map[string]*publish // by payload
 	subs []*Subscriber
+
+	emu    sync.Mutex // taken alone, never while taking another lock
+	epochs map[string]int
 }
 
 // NewOracle returns an empty oracle.
-func NewOracle() *Oracle { return &Oracle{pubs: make(map[string]*publish)} }
+func NewOracle() *Oracle {
+	return &Oracle{pubs: make(map[string]*publish), epochs: make(map[string]int)}
+}
+
+// pos parses an id into a position, numbering a new epoch after those already seen.
+func (o *Oracle) pos(id string) (pos, error) {
+	epoch, seq, err := hub.ParseID(id)
+	if err != nil {
+		return pos{}, err
+	}
+	o.emu.Lock()
+	defer o.emu.Unlock()
+	n, ok := o.epochs[epoch]
+	if !ok {
+		n = len(o.epochs)
+		o.epochs[epoch] = n
+	}
+	return pos{n, seq}, nil
+}
 
 // Record notes the outcome of publishing payload to topic; id is the acknowledged id.
 func (o *Oracle) Record(topic, payload string, outcome Outcome, id string) error {
 	p := &publish{topic: topic, outcome: outcome}
 	if outcome == Acked {
-		_, seq, err := hub.ParseID(id)
+		at, err := o.pos(id)
 		if err != nil {
 			return fmt.Errorf("faults: acknowledged %s with id %q: %w", payload, id, err)
 		}
-		p.seq = seq
+		p.at = at
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -83,9 +121,10 @@ func (o *Oracle) Counts() (acked, refused, uncertain int) {
 }
 
 // Subscriber returns the record of a subscriber to topics (exact topics, no patterns) that
-// must receive every acknowledged publish after log position from (0: all of them).
+// must receive every acknowledged publish after sequence from (0: all of them) of the first
+// epoch the oracle sees, and every acknowledged publish of later epochs.
 func (o *Oracle) Subscriber(name string, topics []string, from uint64) *Subscriber {
-	s := &Subscriber{name: name, topics: topics, from: from}
+	s := &Subscriber{o: o, name: name, topics: topics, from: pos{0, from}}
 	o.mu.Lock()
 	o.subs = append(o.subs, s)
 	o.mu.Unlock()
@@ -94,9 +133,10 @@ func (o *Oracle) Subscriber(name string, topics []string, from uint64) *Subscrib
 
 // Subscriber is what one logical client (across all its reconnections) received.
 type Subscriber struct {
+	o      *Oracle
 	name   string
 	topics []string
-	from   uint64
+	from   pos
 
 	mu       sync.Mutex
 	got      []delivery
@@ -116,44 +156,56 @@ func (s *Subscriber) Leave() {
 }
 
 type delivery struct {
-	seq     uint64
+	at      pos
 	payload string
 }
 
 type gapAt struct {
-	after  uint64 // the last seq received before the notice
+	after  pos // the last position received before the notice (from, if none)
 	reason string
 }
 
-// Deliver records one delivered event. Duplicates and order are checked here, at once.
+// last is the position of the last delivery, or from before the first.
+func (s *Subscriber) last() pos {
+	if len(s.got) == 0 {
+		return s.from
+	}
+	return s.got[len(s.got)-1].at
+}
+
+// Deliver records one delivered event. Duplicates, order and a silent change of epoch (a log
+// that lost its data) are checked here, at once.
 func (s *Subscriber) Deliver(id, payload string) {
-	_, seq, err := hub.ParseID(id)
+	at, err := s.o.pos(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.seen == nil {
 		s.seen = make(map[string]bool)
 	}
+	last := s.last()
 	switch {
 	case err != nil:
 		s.problem("event %q with bad id %q", payload, id)
 	case s.seen[payload]:
 		s.problem("duplicate: %s (id %s)", payload, id)
-	case len(s.got) > 0 && seq <= s.got[len(s.got)-1].seq:
-		s.problem("out of order: %s id %s after seq %d", payload, id, s.got[len(s.got)-1].seq)
+	case len(s.got) > 0 && at.cmp(last) <= 0:
+		s.problem("out of order: %s id %s after seq %d", payload, id, last.seq)
+	case at.epoch != last.epoch && !s.gapAfter(last):
+		s.problem("%s id %s starts a new epoch without a gap notice", payload, id)
 	}
 	s.seen[payload] = true
-	s.got = append(s.got, delivery{seq, payload})
+	s.got = append(s.got, delivery{at, payload})
+}
+
+func (s *Subscriber) gapAfter(p pos) bool {
+	return slices.ContainsFunc(s.gaps, func(g gapAt) bool { return g.after == p })
 }
 
 // Gap records a gap notice with its visible reason.
 func (s *Subscriber) Gap(reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var last uint64
-	if len(s.got) > 0 {
-		last = s.got[len(s.got)-1].seq
-	}
-	s.gaps = append(s.gaps, gapAt{after: last, reason: reason})
+	s.gaps = append(s.gaps, gapAt{after: s.last(), reason: reason})
 }
 
 // Resumed counts one reconnection.
@@ -240,18 +292,18 @@ func (o *Oracle) check(s *Subscriber) (missing, problems []string) {
 			problems = append(problems, fmt.Sprintf("delivered %s, whose publish was refused", d.payload))
 		case !slices.Contains(s.topics, p.topic):
 			problems = append(problems, fmt.Sprintf("delivered %s of topic %s, not subscribed", d.payload, p.topic))
-		case p.outcome == Acked && p.seq != d.seq:
-			problems = append(problems, fmt.Sprintf("delivered %s at seq %d, acknowledged as seq %d", d.payload, d.seq, p.seq))
+		case p.outcome == Acked && p.at != d.at:
+			problems = append(problems, fmt.Sprintf("delivered %s at %v, acknowledged as %v (epoch number, seq)", d.payload, d.at, p.at))
 		}
 	}
 	if s.left {
 		return nil, problems
 	}
 	for payload, p := range o.pubs {
-		if p.outcome != Acked || p.seq <= s.from || !slices.Contains(s.topics, p.topic) || s.seen[payload] {
+		if p.outcome != Acked || p.at.cmp(s.from) <= 0 || !slices.Contains(s.topics, p.topic) || s.seen[payload] {
 			continue
 		}
-		if !s.excused(p.seq) {
+		if !s.excused(p.at) {
 			missing = append(missing, payload)
 		}
 	}
@@ -259,28 +311,28 @@ func (o *Oracle) check(s *Subscriber) (missing, problems []string) {
 	return missing, problems
 }
 
-// excused reports whether a gap notice covers seq: it came after the subscriber's last
-// delivery before seq and before its first delivery after seq.
-func (s *Subscriber) excused(seq uint64) bool {
-	i, _ := slices.BinarySearchFunc(s.got, seq, func(d delivery, seq uint64) int { return cmpU(d.seq, seq) })
-	var before uint64
+// excused reports whether a gap notice covers at: it came after the subscriber's last
+// delivery before at and before its first delivery after at.
+func (s *Subscriber) excused(at pos) bool {
+	i, _ := slices.BinarySearchFunc(s.got, at, func(d delivery, at pos) int { return d.at.cmp(at) })
+	before := s.from
 	if i > 0 {
-		before = s.got[i-1].seq
+		before = s.got[i-1].at
 	}
-	for _, g := range s.gaps {
-		if g.after == before {
-			return true
-		}
-	}
-	return false
+	return s.gapAfter(before)
 }
 
-func cmpU(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// WaitCaughtUp waits until no subscriber in subs lacks an acknowledged publish, or within
+// passes, and reports whether they all caught up.
+func (o *Oracle) WaitCaughtUp(subs []*Subscriber, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for _, s := range subs {
+		for o.Missing(s) > 0 {
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
-	return 0
+	return true
 }

@@ -57,26 +57,6 @@ func serve(t testing.TB, addr, dataDir string, args ...string) *faults.Proc {
 	return p
 }
 
-// publishLoop publishes until stop is closed, pausing briefly after a failure (the server may
-// be down), and returns how many publishes were acknowledged.
-func publishLoop(p *faults.Publisher, stop <-chan struct{}, acked *atomic.Int64) {
-	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		code, _ := p.Publish(ctx)
-		cancel()
-		if code/100 == 2 {
-			acked.Add(1)
-		} else {
-			time.Sleep(20 * time.Millisecond) // back off while the server is away
-		}
-	}
-}
-
 // restartScenario runs subscribers and publishers against the binary, calls restart in the
 // middle (which stops the server one way or another and starts it again on the same address
 // and data directory) and checks that every subscriber connected throughout ends with every
@@ -117,7 +97,7 @@ func restartScenario(t *testing.T, restart func(p *faults.Proc) *faults.Proc) {
 	for i, topic := range topics {
 		pub := &faults.Publisher{Name: fmt.Sprintf("p%d", i), Topic: topic, Base: base, Key: p.Key, Oracle: o}
 		pubs.Add(1)
-		go func() { defer pubs.Done(); publishLoop(pub, stop, &acked) }()
+		go func() { defer pubs.Done(); pub.Loop(stop, &acked) }()
 	}
 	waitFor(t, func() bool { return acked.Load() >= 300 }, "300 acknowledged publishes")
 	p = restart(p)

@@ -12,8 +12,8 @@ import (
 // in the middle of what the server is sending, stall it, or cut every connection. It runs in the
 // test's process; Close stops it and waits for its goroutines.
 type Proxy struct {
-	ln     net.Listener
-	target string
+	ln      net.Listener
+	targets []string
 
 	mu     sync.Mutex
 	conns  map[*proxyConn]struct{}
@@ -37,13 +37,15 @@ type proxyConn struct {
 	halfClosed atomic.Int32 // directions that ended with EOF; at 2 the connection is done
 }
 
-// NewProxy listens on a free loopback port and forwards to target (host:port).
-func NewProxy(target string) (*Proxy, error) {
+// NewProxy listens on a free loopback port and forwards to target (host:port). With fallbacks
+// it is also a load balancer that takes a dead node out: each new connection goes to the first
+// of target, fallbacks... that accepts it.
+func NewProxy(target string, fallbacks ...string) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{ln: ln, target: target, conns: make(map[*proxyConn]struct{})}
+	p := &Proxy{ln: ln, targets: append([]string{target}, fallbacks...), conns: make(map[*proxyConn]struct{})}
 	p.nextReset.Store(-1)
 	p.wg.Add(1)
 	go p.accept()
@@ -60,7 +62,12 @@ func (p *Proxy) accept() {
 		if err != nil {
 			return
 		}
-		s, err := net.Dial("tcp", p.target)
+		var s net.Conn
+		for _, t := range p.targets {
+			if s, err = net.Dial("tcp", t); err == nil {
+				break
+			}
+		}
 		if err != nil {
 			reset(c.(*net.TCPConn))
 			continue

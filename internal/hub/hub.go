@@ -204,6 +204,11 @@ func (h *Hub) Subscribe(ctx context.Context, req Request) (*Subscription, error)
 		return nil, ErrClosed
 	}
 	head := h.head
+	if e, _, _ := ParseID(req.After); after != nil && e != h.epoch {
+		// The epoch changed since resumePoint (and evictAll has passed): after is a position in
+		// the old log.
+		after, s.gap = nil, epochGap(req.After)
+	}
 	s.cursor, s.upto = head, head
 	if after != nil {
 		s.cursor, s.upto = *after, max(head, *after)
@@ -240,11 +245,16 @@ func (h *Hub) resumePoint(ctx context.Context, id string, f *Filter) (*uint64, *
 	case err != nil:
 		return nil, &Gap{Reason: GapBadID, LastEventID: id, Message: "this id was not issued by this server; starting from the current state"}, nil
 	case e != h.Epoch():
-		return nil, &Gap{Reason: GapEpoch, LastEventID: id, Message: "the message log was reset since this id was issued; starting from the current state"}, nil
+		return nil, epochGap(id), nil
 	}
 	last, err := h.log.Last(ctx)
 	if err != nil {
 		return nil, nil, err
+	}
+	if e != h.log.Epoch() {
+		// The log moved to a new epoch (on another node's doing) before this hub's tail noticed:
+		// last and seq belong to different logs.
+		return nil, epochGap(id), nil
 	}
 	if seq > last {
 		return nil, &Gap{Reason: GapUnknownID, LastEventID: id, Message: "this id is newer than the message log; starting from the current state"}, nil
@@ -257,6 +267,10 @@ func (h *Hub) resumePoint(ctx context.Context, id string, f *Filter) (*uint64, *
 		return &seq, &Gap{Reason: GapTrimmed, LastEventID: id, Message: "messages after this id were removed by retention; sending what remains"}, nil
 	}
 	return &seq, nil, nil
+}
+
+func epochGap(id string) *Gap {
+	return &Gap{Reason: GapEpoch, LastEventID: id, Message: "the message log was reset since this id was issued; starting from the current state"}
 }
 
 func (h *Hub) remove(s *Subscription) {

@@ -124,16 +124,20 @@ func (h *Hub) History(ctx context.Context, f *Filter, since string, limit int) (
 	if err != nil {
 		return Page{}, err
 	}
+	epoch := h.log.Epoch() // the log's, which upto belongs to; the hub's may lag behind it
+	if e, _, _ := ParseID(since); gap == nil && since != "" && e != epoch {
+		gap = epochGap(since)
+	}
 	if gap != nil && gap.Reason != GapTrimmed {
 		// Nothing to continue from: report the gap and the current position.
-		return Page{Messages: []*Message{}, Next: FormatID(h.Epoch(), upto), Gap: gap}, nil
+		return Page{Messages: []*Message{}, Next: FormatID(epoch, upto), Gap: gap}, nil
 	}
 	h.stats.LogReads.Add(1)
 	msgs, err := h.log.Read(ctx, after, upto, f, limit)
 	if err != nil {
 		return Page{}, err
 	}
-	next := FormatID(h.Epoch(), upto)
+	next := FormatID(epoch, upto)
 	if len(msgs) == limit && limit > 0 {
 		next = msgs[len(msgs)-1].ID
 	}

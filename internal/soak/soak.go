@@ -232,18 +232,13 @@ loop:
 	pubs.Wait()
 
 	// Let every remaining client catch up (faults have stopped), then check.
-	deadline := time.Now().Add(60 * time.Second)
 	mu.Lock()
 	var remaining []*faults.Subscriber
 	for _, r := range live {
 		remaining = append(remaining, r.s)
 	}
 	mu.Unlock()
-	for _, r := range remaining {
-		for o.Missing(r) > 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	o.WaitCaughtUp(remaining, 60*time.Second)
 	sample()
 	stopClients()
 	clients.Wait()

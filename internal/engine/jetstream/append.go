@@ -29,6 +29,12 @@ func (l *Log) Append(ctx context.Context, msgs []*hub.Message) ([]bool, error) {
 		}
 		atomic.StoreInt32(&l.broken, 0)
 	}
+	if atomic.LoadInt32(&l.unverified) == 1 { // ids of another epoch would name other messages
+		if err := l.checkEpoch(ctx); err != nil {
+			return nil, fmt.Errorf("jetstream: append %d messages: %w", len(msgs), unavailable(err))
+		}
+		atomic.StoreInt32(&l.unverified, 0)
+	}
 	now := time.Now()
 	out := make([]*nats.Msg, len(msgs))
 	for i, m := range msgs { // encode all first: a bad message must not leave half a batch stored

@@ -241,3 +241,59 @@ func TestTailAcrossNATSRestart(t *testing.T) {
 	default:
 	}
 }
+
+// TestNodesShareARecreatedStream restarts NATS on an empty store under two nodes (Logs) of one
+// stream. The first to call Last recreates the stream with a new epoch; the other must not
+// mint ids of the old epoch for the new stream's messages: its Append fails as unavailable
+// until its Last adopts the new epoch. Found by the cluster data-loss test under the faults
+// oracle: a node kept the old epoch, so the same message had two ids on two nodes.
+func TestNodesShareARecreatedStream(t *testing.T) {
+	srv := startTCP(t, t.TempDir(), 0)
+	port := srv.Addr().(*net.TCPAddr).Port
+	stream := uniqueStream()
+	var nodes [2]*Log
+	for i := range nodes {
+		l, err := Open(testCtx(t), Config{URL: srv.ClientURL(), Stream: stream, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		nodes[i] = l
+	}
+	a, b := nodes[0], nodes[1]
+	appendOK(t, a, msg([]string{"x"}, "old"))
+	old := a.Epoch()
+
+	reconnected := []<-chan nats.Status{a.nc.StatusChanged(nats.CONNECTED), b.nc.StatusChanged(nats.CONNECTED)}
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	startTCP(t, t.TempDir(), port) // empty: the log is lost
+	for _, ch := range reconnected {
+		select {
+		case <-ch:
+		case <-time.After(15 * time.Second):
+			t.Fatal("no reconnect to the restarted server")
+		}
+	}
+	if _, err := a.Last(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if a.Epoch() == old {
+		t.Fatalf("recreated stream kept epoch %q", old)
+	}
+	m := msg([]string{"x"}, "new")
+	if _, err := b.Append(testCtx(t), []*hub.Message{m}); !errors.Is(err, hub.ErrUnavailable) {
+		t.Errorf("Append on the node that did not recreate the stream = %v (id %q), want hub.ErrUnavailable until it adopts the new epoch", err, m.ID)
+	}
+	if _, err := b.Last(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if b.Epoch() != a.Epoch() {
+		t.Errorf("after Last, the other node's epoch = %q, want the new stream's %q", b.Epoch(), a.Epoch())
+	}
+	m = msg([]string{"x"}, "new")
+	appendOK(t, b, m)
+	if want := hub.FormatID(a.Epoch(), 1); m.ID != want {
+		t.Errorf("id after adopting = %q, want %q", m.ID, want)
+	}
+}

@@ -88,6 +88,11 @@ type Log struct {
 	// first. A plain int32 (atomic functions) because tests copy a Log.
 	broken int32
 
+	// unverified is 1 after a disconnection from NATS: the server may have come back without
+	// the stream, and another node may have recreated it with a new epoch. Append checks the
+	// epoch before minting ids until it matches; Last adopts the new one (see read.go).
+	unverified int32
+
 	presence *presenceKV // see presence.go; a pointer, so that copies of a Log share it
 }
 
@@ -160,6 +165,7 @@ func (l *Log) connect() error {
 		nats.ReconnectBufSize(-1),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			atomic.StoreInt32(&l.unverified, 1)
 			if err != nil {
 				l.logger.Warn("disconnected from NATS", "err", err)
 			}

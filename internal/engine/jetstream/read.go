@@ -14,11 +14,23 @@ import (
 )
 
 // Last returns the log stream's last sequence. If the stream is gone (NATS restarted on an
-// empty store, or an operator deleted it), it creates a new one with a new epoch: the hub, which
-// calls Last before every Tail, then sees the epoch change and ends every subscription, and
-// resuming clients get a gap notice instead of waiting for a log that no longer exists.
+// empty store, or an operator deleted it), it creates a new one with a new epoch; if another
+// node already did, it adopts that stream's epoch. The hub, which calls Last before every Tail,
+// then sees the epoch change and ends every subscription, and resuming clients get a gap notice
+// instead of waiting for a log that no longer exists.
 func (l *Log) Last(ctx context.Context) (uint64, error) {
 	info, err := l.logS.Info(ctx)
+	if err == nil {
+		if epoch := streamEpoch(info.Config); epoch != "" && epoch != l.Epoch() {
+			// Another node recreated the stream: its sequences are the new log's. Without this
+			// the node kept minting ids of the old epoch for messages of the new stream.
+			l.logger.Warn("log stream was recreated by another node", "old_epoch", l.Epoch(), "epoch", epoch)
+			l.epoch.Store(epoch)
+			if err := l.syncRetain(ctx); err != nil {
+				return 0, err
+			}
+		}
+	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		old := l.Epoch()
 		if err := l.ensureLog(ctx); err != nil {
@@ -185,8 +197,11 @@ func (l *Log) scan(ctx context.Context, stream string, subjects []string, start 
 		if err := batch.Error(); err != nil {
 			return mapErr(err)
 		}
-		if n == 0 { // pending messages were trimmed meanwhile
-			break
+		if n == 0 {
+			// An empty answer with messages pending: they were trimmed meanwhile, or the
+			// server (just restarted) did not deliver them. Returning what we have would let
+			// a reader step over them silently; a retry with a new consumer knows which.
+			return fmt.Errorf("%w: read ended with %d messages pending", hub.ErrUnavailable, pending)
 		}
 	}
 	return nil

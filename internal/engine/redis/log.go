@@ -135,6 +135,9 @@ func (l *Log) Tail(ctx context.Context, after uint64, deliver func(*hub.Message)
 			}
 			return fmt.Errorf("redis: tail after %s: %w", last, mapErr(err))
 		}
+		if cur := l.Epoch(); cur != epoch { // entries of another log: their seqs mean other messages
+			return fmt.Errorf("redis: tail: %w: epoch changed to %s", hub.ErrUnavailable, cur)
+		}
 		for _, s := range res {
 			for _, e := range s.Messages {
 				m, err := decode(epoch, e)

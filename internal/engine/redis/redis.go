@@ -147,8 +147,8 @@ func (l *Log) init(ctx context.Context) error {
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return fmt.Errorf("redis: open: %w", mapErr(err))
 	}
+	l.high.Store(seq) // before the epoch: whoever reads the new epoch reads its mark
 	l.epoch.Store(&e)
-	l.high.Store(seq)
 	return nil
 }
 
@@ -174,19 +174,30 @@ func (l *Log) Last(ctx context.Context) (uint64, error) {
 // (or the one another node rolled to is adopted) and an error wrapping hub.ErrUnavailable
 // says so, unless was is already stale (the caller then just learns the new state).
 func (l *Log) check(ctx context.Context, was string) (uint64, error) {
-	// The mark is read first: every seq it covers was acknowledged before the MGET started,
-	// so a lower sequence in the reply really is a loss, not an append racing this check.
-	high := l.high.Load()
-	vals, err := l.rdb.MGet(ctx, l.keys[kEpoch], l.keys[kSeq]).Result()
-	if err != nil {
-		return 0, fmt.Errorf("redis: %w", mapErr(err))
+	var e, cur string
+	var seq, high uint64
+	for {
+		// The mark is read first: every seq it covers was acknowledged before the MGET
+		// started, so a lower sequence in the reply really is a loss, not an append racing
+		// this check. The mark belongs to the epoch read with it: if a concurrent check rolled
+		// or adopted a new epoch meanwhile, the old epoch's mark would pass for a loss in the
+		// new one (and roll a third epoch, giving one message two ids): read again.
+		cur = l.Epoch()
+		high = l.high.Load()
+		vals, err := l.rdb.MGet(ctx, l.keys[kEpoch], l.keys[kSeq]).Result()
+		if err != nil {
+			return 0, fmt.Errorf("redis: %w", mapErr(err))
+		}
+		e, _ = vals[0].(string)
+		seq = 0
+		if s, ok := vals[1].(string); ok {
+			seq, _ = strconv.ParseUint(s, 10, 64)
+		}
+		if l.Epoch() == cur {
+			break
+		}
 	}
-	e, _ := vals[0].(string)
-	var seq uint64
-	if s, ok := vals[1].(string); ok {
-		seq, _ = strconv.ParseUint(s, 10, 64)
-	}
-	cur := l.Epoch()
+	var err error
 	switch {
 	case e == cur && seq >= high:
 		if was != cur {
@@ -222,8 +233,8 @@ func (l *Log) roll(ctx context.Context, old string) error {
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return fmt.Errorf("redis: new epoch: %w", mapErr(err))
 	}
+	l.high.Store(seq) // before the epoch: whoever reads the new epoch reads its mark
 	l.epoch.Store(&e)
-	l.high.Store(seq)
 	return nil
 }
 
