@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,10 +59,20 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.Concurrency, "concurrency", 4, "publish and churn modes: parallel clients")
 	fs.Float64Var(&c.Slow, "slow", 0, "fraction of subscribers that never read (0.1: every tenth)")
 	fs.IntVar(&c.Sources, "sources", 4, "loopback source addresses (127.0.0.1..k) to spread sockets over")
+	nodes := fs.String("nodes", "", "with --url: comma-separated URLs of more nodes of the same cluster; subscribers are spread over --url and these, messages go to --url")
+	nodePIDs := fs.String("node-pids", "", "process ids of the --nodes servers (RSS and CPU are summed over all nodes)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	c.Progress = stderr
+	c.Nodes = splitList(*nodes)
+	for _, p := range splitList(*nodePIDs) {
+		pid, err := strconv.Atoi(p)
+		if err != nil {
+			return fmt.Errorf("--node-pids: %q is not a process id", p)
+		}
+		c.NodePIDs = append(c.NodePIDs, pid)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return err

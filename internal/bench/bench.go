@@ -23,9 +23,14 @@ import (
 
 // Config is one scenario. Zero values mean the documented default.
 type Config struct {
-	URL       string // the server, e.g. http://127.0.0.1:8080
-	Key       string // publisher key (Authorization: Bearer)
-	PID       int    // the server's process id, for RSS and CPU; 0 means not measured
+	URL string // the server, e.g. http://127.0.0.1:8080
+	Key string // publisher key (Authorization: Bearer)
+	PID int    // the server's process id, for RSS and CPU; 0 means not measured
+	// Nodes are more servers of the same cluster: subscriber i connects to
+	// [URL, Nodes...][i mod (1+len(Nodes))]; messages are published to URL. NodePIDs are their
+	// process ids: RSS and CPU are summed over every node.
+	Nodes     []string
+	NodePIDs  []int
 	Transport string // sse, ws, ws-deflate, poll or mixed; "" means sse
 	Compress  bool   // ws and mixed: offer permessage-deflate (ws-deflate)
 	Payload   string // text (default: ~seq~ and padding) or json (a realistic JSON event)
@@ -318,7 +323,7 @@ func topicName(i int) string {
 const sharedTopic = -1
 
 func runFanout(ctx context.Context, cfg *Config, base *url.URL, tr Transport, r *Result) error {
-	p := proc{cfg.PID}
+	p := proc{append([]int{cfg.PID}, cfg.NodePIDs...)}
 	if cfg.PID > 0 {
 		r.RSSBase, _ = p.rss()
 	}
@@ -582,6 +587,13 @@ wait:
 func open(ctx context.Context, cfg *Config, base *url.URL, tr Transport, i int, topics []string) (Conn, *countingConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if k := i % (1 + len(cfg.Nodes)); k > 0 {
+		node, err := url.Parse(cfg.Nodes[k-1])
+		if err != nil {
+			return nil, nil, err
+		}
+		base = node
+	}
 	nc, err := dialer(cfg, base, i).DialContext(ctx, "tcp", hostPort(base))
 	if err != nil {
 		return nil, nil, err

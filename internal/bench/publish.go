@@ -148,7 +148,7 @@ func runPublish(ctx context.Context, cfg *Config, base *url.URL, r *Result) erro
 	p := newPublisher(cfg, base)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
-	proc := proc{cfg.PID}
+	proc := proc{append([]int{cfg.PID}, cfg.NodePIDs...)}
 	cpu0, _ := proc.cpu()
 	start := time.Now()
 	var wg sync.WaitGroup

@@ -69,12 +69,38 @@ func (h *histogram) quantile(q float64) time.Duration {
 	return h.max
 }
 
-// proc samples a local process's memory and CPU from /proc.
-type proc struct{ pid int }
+// proc samples local processes' memory and CPU from /proc: one server, or every node of a
+// cluster, summed.
+type proc struct{ pids []int }
 
-// rss returns the resident set size in bytes.
+// rss returns the resident set size in bytes, summed over the processes.
 func (p proc) rss() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.pid))
+	var sum int64
+	for _, pid := range p.pids {
+		n, err := rssOf(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += n
+	}
+	return sum, nil
+}
+
+// cpu returns user plus system CPU time used so far, summed over the processes.
+func (p proc) cpu() (time.Duration, error) {
+	var sum time.Duration
+	for _, pid := range p.pids {
+		d, err := cpuOf(pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += d
+	}
+	return sum, nil
+}
+
+func rssOf(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
@@ -84,28 +110,27 @@ func (p proc) rss() (int64, error) {
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("bench: no VmRSS in /proc/%d/status", p.pid)
+	return 0, fmt.Errorf("bench: no VmRSS in /proc/%d/status", pid)
 }
 
-// cpu returns user plus system CPU time used so far.
-func (p proc) cpu() (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+func cpuOf(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
 	// The command name (field 2) may contain spaces: count fields after its closing paren.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("bench: cannot parse /proc/%d/stat", p.pid)
+		return 0, fmt.Errorf("bench: cannot parse /proc/%d/stat", pid)
 	}
 	f := bytes.Fields(b[i+1:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("bench: short /proc/%d/stat", p.pid)
+		return 0, fmt.Errorf("bench: short /proc/%d/stat", pid)
 	}
 	ut, err1 := strconv.ParseInt(string(f[11]), 10, 64)
 	st, err2 := strconv.ParseInt(string(f[12]), 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("bench: cannot parse /proc/%d/stat", p.pid)
+		return 0, fmt.Errorf("bench: cannot parse /proc/%d/stat", pid)
 	}
 	const clkTck = 100 // USER_HZ on every Linux architecture Go supports
 	return time.Duration(ut+st) * time.Second / clkTck, nil
