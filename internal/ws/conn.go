@@ -100,6 +100,9 @@ func newConn(h *Handler, c *websocket.Conn, p Principal) *conn {
 
 func (c *conn) shutdown() { c.once.Do(func() { close(c.stop) }) }
 
+// notify is every subscription's Notify callback. It must not block.
+func (c *conn) notify() { signal(c.wake) }
+
 func signal(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
@@ -107,17 +110,21 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// run serves the connection until it ends and returns why.
+// run serves the connection until it ends and returns why. An idle connection holds two
+// goroutines: this one and the reader (coder/websocket has no way to wait for a frame without
+// a goroutine blocked in Read). Subscriptions wake this one through Subscription.Notify and
+// pings are sent from a timer, so neither holds a goroutine of its own.
 func (c *conn) run(parent context.Context) (err error) {
 	// The request's context is not for use after a hijack; keep its values only.
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
 	var wg sync.WaitGroup
 	readErr := make(chan error, 1)
 	wg.Go(func() { readErr <- c.read(ctx) })
-	wg.Go(func() { c.keepalive(ctx, cancel) })
+	ka := c.keepalive(ctx, cancel, &wg)
 	defer func() {
 		c.finish(err)
 		cancel(err)
+		ka.stop()
 		for _, s := range c.subs {
 			s.sub.Close()
 		}
@@ -139,7 +146,7 @@ func (c *conn) run(parent context.Context) (err error) {
 			if cmd.unsubscribe {
 				err = c.unsubscribe(ctx, cmd)
 			} else {
-				err = c.subscribe(ctx, cmd, &wg)
+				err = c.subscribe(ctx, cmd)
 			}
 		case <-c.wake:
 			err = c.drain(ctx)
@@ -180,16 +187,24 @@ func (c *conn) write(ctx context.Context, b []byte) error {
 	return nil
 }
 
-// keepalive pings the peer; one that does not answer in time is dead and the connection ends.
-func (c *conn) keepalive(ctx context.Context, cancel context.CancelCauseFunc) {
-	t := time.NewTicker(c.h.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// pinger pings the peer every PingInterval from a timer: between pings it holds no goroutine,
+// only while a ping waits for its pong (the reader delivers the pong).
+type pinger struct {
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+	wg      *sync.WaitGroup
+}
+
+// keepalive starts pinging; a peer that does not answer in time is dead and the connection
+// ends with errDeadPeer.
+func (c *conn) keepalive(ctx context.Context, cancel context.CancelCauseFunc, wg *sync.WaitGroup) *pinger {
+	p := &pinger{wg: wg}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	wg.Add(1) // for the first ping
+	p.t = time.AfterFunc(c.h.PingInterval, func() {
+		defer wg.Done()
 		pctx, done := context.WithTimeout(ctx, c.h.PongTimeout)
 		err := c.c.Ping(pctx)
 		done()
@@ -199,12 +214,34 @@ func (c *conn) keepalive(ctx context.Context, cancel context.CancelCauseFunc) {
 			}
 			return
 		}
+		p.arm(c.h.PingInterval)
+	})
+	return p
+}
+
+// arm schedules the next ping unless the connection has ended. Each armed timer counts in
+// wg, so that run waits for a ping in flight.
+func (p *pinger) arm(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.stopped {
+		p.wg.Add(1)
+		p.t.Reset(d)
+	}
+}
+
+func (p *pinger) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	if p.t.Stop() {
+		p.wg.Done() // the armed ping will not run
 	}
 }
 
 // subscribe carries out a subscribe op: the gap notice first, then the subscription's
 // catch-up and live messages follow through drain.
-func (c *conn) subscribe(ctx context.Context, cmd command, wg *sync.WaitGroup) error {
+func (c *conn) subscribe(ctx context.Context, cmd command) error {
 	if len(c.subs) >= c.h.MaxSubscriptions {
 		err := fmt.Errorf("%w: at most %d", ErrTooMany, c.h.MaxSubscriptions)
 		return c.write(ctx, errorFrame(cmd.ref, c.h.code(err), err.Error()))
@@ -227,17 +264,9 @@ func (c *conn) subscribe(ctx context.Context, cmd command, wg *sync.WaitGroup) e
 		s.retained = make(map[uint64]bool)
 	}
 	c.subs = append(c.subs, s)
-	wg.Go(func() {
-		for {
-			select {
-			case <-sub.Ready():
-				signal(c.wake)
-			case <-sub.Done():
-				signal(c.wake)
-				return
-			}
-		}
-	})
+	// The hub calls this when messages are waiting and when the subscription ends, so no
+	// goroutine waits on Ready per subscription.
+	sub.Notify(c.notify)
 	signal(c.wake)
 	if g != nil {
 		return c.write(ctx, gapFrame(cmd.ref, g))
@@ -385,7 +414,10 @@ func (c *conn) read(ctx context.Context) error {
 	pubs := newBucket(c.h.PublishRate, c.h.PublishBurst)
 	bad := 0
 	for {
-		typ, data, err := c.c.Read(ctx)
+		// Not ctx: coder/websocket would register a context.AfterFunc for every Read, held
+		// for as long as an idle connection waits. run closes the connection when it ends,
+		// which ends this Read.
+		typ, data, err := c.c.Read(context.Background())
 		if err != nil {
 			return err
 		}

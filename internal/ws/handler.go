@@ -8,9 +8,13 @@
 package ws
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -161,7 +165,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Accept checks the Origin header against the request's host and OriginPatterns: without
 	// that check any site a user visits could open a socket with the user's cookies
 	// (Cross-Site WebSocket Hijacking). It answers 403 itself.
-	c, err := websocket.Accept(w, r, opts)
+	c, err := websocket.Accept(smallBuffers{w}, r, opts)
 	if err != nil {
 		return // Accept has answered the HTTP request
 	}
@@ -263,3 +267,45 @@ func (anyone) Identity() string               { return "" }
 func (anyone) CanSubscribe(*hub.Filter) error { return nil }
 func (anyone) CanPublish([]string) error      { return nil }
 func (anyone) Expires() time.Time             { return time.Time{} }
+
+// Buffer sizes of a connection after the upgrade. net/http hands over a 4 KiB reader and a
+// 4 KiB writer, which coder/websocket keeps for the life of the connection: 8 KiB of an idle
+// connection's memory. Frames from clients are small JSON ops, and a frame or message larger
+// than a buffer bypasses it (bufio reads into and writes from the caller's slice), so small
+// buffers cost at most one more system call for a large message.
+const (
+	readBufferSize  = 512
+	writeBufferSize = 1024
+)
+
+// smallBuffers is the ResponseWriter given to websocket.Accept: its Hijack swaps net/http's
+// buffers for small ones. Bytes the client sent after the handshake that net/http has already
+// buffered are read first.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Flush(); err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	// Accept keeps only what is in the reader's buffer (it Resets the reader onto nc), so the
+	// bytes net/http had buffered go into the new buffer, not into a reader in front of nc.
+	br := bufio.NewReaderSize(nc, readBufferSize)
+	if n := brw.Reader.Buffered(); n > 0 {
+		b := make([]byte, n)
+		io.ReadFull(brw.Reader, b) // cannot fail: the bytes are buffered
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(b), nc), max(n, readBufferSize))
+		if _, err := br.Peek(n); err != nil { // one read, from b
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, writeBufferSize)), nil
+}
+
+// Unwrap lets http.ResponseController reach the server's ResponseWriter.
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
