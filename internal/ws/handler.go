@@ -288,7 +288,7 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := brw.Flush(); err != nil {
+	if err := brw.Flush(); err != nil { // empty: net/http flushed the 101 before the hijack
 		nc.Close()
 		return nil, nil, err
 	}
@@ -304,6 +304,11 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
+	// net/http's conn struct keeps pointing at its reader and writer for as long as ServeHTTP
+	// runs, which is the connection's life: drop their 4 KiB buffers (we own them after
+	// Hijack, and net/http does not touch them again).
+	*brw.Reader = bufio.Reader{}
+	*brw.Writer = bufio.Writer{}
 	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, writeBufferSize)), nil
 }
 
