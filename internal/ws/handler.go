@@ -4,7 +4,8 @@
 // A connection may hold several subscriptions; each one is a hub.Subscription with exactly the
 // semantics of the SSE transport: catch-up from history or retained values, then live messages,
 // a gap notice first when the resume point cannot be honoured, eviction of slow consumers. The
-// handler goroutine owns every subscription and every write; a second goroutine reads frames.
+// handler goroutine reads frames; a writer goroutine, started when there is something to send
+// and gone when there is not, owns every subscription and every write.
 package ws
 
 import (
@@ -187,14 +188,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The limit applies to the decompressed message: a small deflate bomb still stops at
 	// MaxMessage bytes and the connection is closed with 1009.
 	c.SetReadLimit(h.MaxMessage)
-	cn := newConn(h, c, p)
+	cn := newConn(h, c, p, r.Context())
 	if !h.track(cn) {
 		c.Close(CloseGoingAway, "server is shutting down")
 		h.end(hub.ErrClosed)
 		return
 	}
 	defer h.untrack(cn)
-	h.end(cn.run(r.Context()))
+	h.end(cn.serve())
 }
 
 func (h *Handler) end(err error) {
