@@ -46,6 +46,13 @@ type rawFrame struct {
 // rawDial performs the opening handshake by hand, optionally offering permessage-deflate.
 func rawDial(t *testing.T, srv *heraldtest.Server, extensions string) (*rawConn, *http.Response) {
 	t.Helper()
+	return rawDialEarly(t, srv, extensions, nil)
+}
+
+// rawDialEarly sends early right behind the handshake request, in the same write, as a client
+// that does not wait for the server's answer may.
+func rawDialEarly(t *testing.T, srv *heraldtest.Server, extensions string, early []byte) (*rawConn, *http.Response) {
+	t.Helper()
 	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +66,7 @@ func rawDial(t *testing.T, srv *heraldtest.Server, extensions string) (*rawConn,
 	if extensions != "" {
 		req += "Sec-WebSocket-Extensions: " + extensions + "\r\n"
 	}
-	io.WriteString(c, req+"\r\n")
+	io.WriteString(c, req+"\r\n"+string(early))
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
@@ -70,6 +77,12 @@ func rawDial(t *testing.T, srv *heraldtest.Server, extensions string) (*rawConn,
 
 // write sends one frame, masked as a client must unless unmasked is set.
 func (r *rawConn) write(f rawFrame, unmasked bool) {
+	if _, err := r.c.Write(f.encode(unmasked)); err != nil {
+		r.t.Logf("write: %v", err) // the server may have closed already
+	}
+}
+
+func (f rawFrame) encode(unmasked bool) []byte {
 	var b []byte
 	b0 := f.op
 	if f.fin {
@@ -101,9 +114,7 @@ func (r *rawConn) write(f rawFrame, unmasked bool) {
 			p[i] ^= key[i%4]
 		}
 	}
-	if _, err := r.c.Write(append(b, p...)); err != nil {
-		r.t.Logf("write: %v", err) // the server may have closed already
-	}
+	return append(b, p...)
 }
 
 func (r *rawConn) read() (rawFrame, error) {
@@ -232,6 +243,22 @@ func TestAutobahnFraming(t *testing.T) {
 				t.Errorf("close code %d, want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+// Frames that arrive with the handshake are buffered by net/http before the upgrade; they must
+// reach the WebSocket reader intact, also when they exceed the connection's small read buffer.
+func TestFramesSentWithTheHandshake(t *testing.T) {
+	srv := newServer(t, &ws.Handler{})
+	big := append(bytes.Clone(ping), bytes.Repeat([]byte(" "), 3000)...) // valid JSON
+	var early []byte
+	early = append(early, rawFrame{fin: true, op: opText, payload: ping}.encode(false)...)
+	early = append(early, rawFrame{fin: true, op: opText, payload: big}.encode(false)...)
+	r, _ := rawDialEarly(t, srv, "", early)
+	for i := range 2 {
+		if got := r.text(); !strings.Contains(got, `"type":"pong"`) {
+			t.Fatalf("reply %d: got %s, want a pong", i, got)
+		}
 	}
 }
 

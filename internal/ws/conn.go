@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -32,7 +33,10 @@ func CloseCode(err error) int {
 	return 0
 }
 
-var errDeadPeer = errors.New("ws: peer did not answer a ping")
+var (
+	errDeadPeer = errors.New("ws: peer did not answer a ping")
+	errEnding   = errors.New("ws: connection ending") // the reader's error once the writer ends it
+)
 
 // maxBadInARow bad frames in a row close the connection with 1008: a client that only sends
 // garbage is broken or hostile, and error frames are not free.
@@ -48,19 +52,32 @@ type command struct {
 	since       string
 }
 
-// conn is one WebSocket connection. run's goroutine owns subs and every write; the reader
-// goroutine parses frames, publishes, and hands everything else over through cmds and out.
+// conn is one WebSocket connection. The handler's goroutine reads frames, publishes, and hands
+// everything else to the writer through out and cmds. The writer owns subs and every write;
+// it is a goroutine started when there is something to do (a frame to send, a command, a
+// subscription with messages waiting, the end of the connection) and gone when there is
+// nothing left, so an idle connection holds one goroutine, the one blocked in Read
+// (coder/websocket cannot wait for a frame without one).
 type conn struct {
-	h *Handler
-	c *websocket.Conn
-	p Principal
+	h      *Handler
+	c      *websocket.Conn
+	p      Principal
+	ctx    context.Context // ended once the connection is closed
+	cancel context.CancelCauseFunc
 
-	cmds chan command
-	out  chan []byte   // control frames (ack, pong, error) from the reader
-	wake chan struct{} // capacity 1: some subscription has something to take
-	stop chan struct{} // closed by Shutdown
-	once sync.Once
+	cmds  chan command  // capacity 1; the reader then waits on taken
+	taken chan struct{} // capacity 1: the writer has taken a command
+	out   chan []byte   // control frames (ack, pong, error) from the reader
+	wake  atomic.Bool   // some subscription has something to take
 
+	mu       sync.Mutex
+	running  bool          // a writer goroutine is active
+	why      error         // why the connection ends; set once, by end
+	closed   bool          // the writer has closed the connection
+	done     chan struct{} // closed by end
+	finished chan struct{} // closed by the writer once it has closed the connection
+
+	// The writer's alone.
 	subs []*subscription
 	live []pending // reused between drains
 }
@@ -90,71 +107,144 @@ func (s *subscription) delivered(m *hub.Message) bool {
 	return s.retained[m.Seq] || (s.startKnown && s.start < m.Seq && m.Seq <= s.sent)
 }
 
-func newConn(h *Handler, c *websocket.Conn, p Principal) *conn {
-	return &conn{
-		h: h, c: c, p: p,
-		cmds: make(chan command), out: make(chan []byte, 16),
-		wake: make(chan struct{}, 1), stop: make(chan struct{}),
-	}
-}
-
-func (c *conn) shutdown() { c.once.Do(func() { close(c.stop) }) }
-
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
-
-// run serves the connection until it ends and returns why.
-func (c *conn) run(parent context.Context) (err error) {
+func newConn(h *Handler, c *websocket.Conn, p Principal, parent context.Context) *conn {
 	// The request's context is not for use after a hijack; keep its values only.
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
-	var wg sync.WaitGroup
-	readErr := make(chan error, 1)
-	wg.Go(func() { readErr <- c.read(ctx) })
-	wg.Go(func() { c.keepalive(ctx, cancel) })
-	defer func() {
-		c.finish(err)
-		cancel(err)
-		for _, s := range c.subs {
-			s.sub.Close()
-		}
-		wg.Wait()
-	}()
+	return &conn{
+		h: h, c: c, p: p, ctx: ctx, cancel: cancel,
+		cmds: make(chan command, 1), taken: make(chan struct{}, 1), out: make(chan []byte, 16),
+		done: make(chan struct{}), finished: make(chan struct{}),
+	}
+}
 
-	var expire <-chan time.Time
+// shutdown ends the connection with 1001; it does not wait.
+func (c *conn) shutdown() { c.end(&closeError{CloseGoingAway, "server is shutting down"}) }
+
+// notify is every subscription's Notify callback. It must not block.
+func (c *conn) notify() {
+	c.wake.Store(true)
+	c.kick()
+}
+
+// end records why the connection ends, if nothing has yet, and has the writer close it.
+func (c *conn) end(err error) {
+	c.mu.Lock()
+	if c.why == nil {
+		c.why = err
+		close(c.done)
+	}
+	c.mu.Unlock()
+	c.kick()
+}
+
+// kick starts the writer unless it is running or the connection is closed. Whoever gives the
+// writer work (out, cmds, wake, end) kicks after doing so.
+func (c *conn) kick() {
+	c.mu.Lock()
+	if c.running || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.running = true
+	c.mu.Unlock()
+	go c.writer()
+}
+
+// serve serves the connection until it ends and returns why.
+func (c *conn) serve() error {
+	var wg sync.WaitGroup
+	ka := c.keepalive(&wg)
 	if t := c.p.Expires(); !t.IsZero() {
-		timer := time.NewTimer(time.Until(t))
+		timer := time.AfterFunc(time.Until(t), func() { c.end(&closeError{CloseUnauthorized, "credentials expired"}) })
 		defer timer.Stop()
-		expire = timer.C
 	}
+	c.end(c.read())
+	<-c.finished
+	c.mu.Lock()
+	why := c.why
+	c.mu.Unlock()
+	c.cancel(why)
+	ka.stop()
+	// The writer is gone for good (closed), so subs are ours now.
+	for _, s := range c.subs {
+		s.sub.Close()
+	}
+	wg.Wait()
+	return why
+}
+
+// writer does what there is to do, then ends. Once the connection is to end, it closes it.
+func (c *conn) writer() {
 	for {
-		var err error
 		select {
-		case f := <-c.out:
-			err = c.write(ctx, f)
-		case cmd := <-c.cmds:
-			if cmd.unsubscribe {
-				err = c.unsubscribe(ctx, cmd)
-			} else {
-				err = c.subscribe(ctx, cmd, &wg)
-			}
-		case <-c.wake:
-			err = c.drain(ctx)
-		case err = <-readErr:
-		case <-expire:
-			err = &closeError{CloseUnauthorized, "credentials expired"}
-		case <-c.stop:
-			err = &closeError{CloseGoingAway, "server is shutting down"}
-		case <-ctx.Done():
-			err = context.Cause(ctx)
+		case <-c.done:
+			c.mu.Lock()
+			why := c.why
+			c.mu.Unlock()
+			c.finish(why)
+			c.mu.Lock()
+			c.closed, c.running = true, false
+			c.mu.Unlock()
+			close(c.finished)
+			return
+		default:
 		}
+		worked, err := c.step()
 		if err != nil {
-			return err
+			c.end(err)
+			continue
 		}
+		if worked {
+			continue
+		}
+		// Nothing to do: stop, unless work arrived after step looked and before running is
+		// cleared (its kick found the writer running).
+		c.mu.Lock()
+		c.running = false
+		c.mu.Unlock()
+		if len(c.out) == 0 && len(c.cmds) == 0 && !c.wake.Load() && !c.ending() {
+			return
+		}
+		c.mu.Lock()
+		if c.running || c.closed {
+			c.mu.Unlock()
+			return // another writer took over
+		}
+		c.running = true
+		c.mu.Unlock()
 	}
+}
+
+func (c *conn) ending() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// step does one piece of work: frames from the reader first, then a command (the reader sent
+// those frames before it), then what subscriptions have waiting.
+func (c *conn) step() (bool, error) {
+	select {
+	case f := <-c.out:
+		return true, c.write(c.ctx, f)
+	default:
+	}
+	select {
+	case cmd := <-c.cmds:
+		c.taken <- struct{}{}
+		if cmd.unsubscribe {
+			return true, c.unsubscribe(c.ctx, cmd)
+		}
+		return true, c.subscribe(c.ctx, cmd)
+	default:
+	}
+	if c.wake.Swap(false) {
+		return true, c.drain(c.ctx)
+	}
+	return false, nil
 }
 
 // finish closes the connection as err says: with our close code, or at once when the peer
@@ -180,31 +270,62 @@ func (c *conn) write(ctx context.Context, b []byte) error {
 	return nil
 }
 
-// keepalive pings the peer; one that does not answer in time is dead and the connection ends.
-func (c *conn) keepalive(ctx context.Context, cancel context.CancelCauseFunc) {
-	t := time.NewTicker(c.h.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, done := context.WithTimeout(ctx, c.h.PongTimeout)
+// pinger pings the peer every PingInterval from a timer: between pings it holds no goroutine,
+// only while a ping waits for its pong (the reader delivers the pong).
+type pinger struct {
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+	wg      *sync.WaitGroup
+}
+
+// keepalive starts pinging; a peer that does not answer in time is dead and the connection
+// ends with errDeadPeer.
+func (c *conn) keepalive(wg *sync.WaitGroup) *pinger {
+	p := &pinger{wg: wg}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	wg.Add(1) // for the first ping
+	p.t = time.AfterFunc(c.h.PingInterval, func() {
+		defer wg.Done()
+		pctx, done := context.WithTimeout(c.ctx, c.h.PongTimeout)
 		err := c.c.Ping(pctx)
 		done()
 		if err != nil {
-			if ctx.Err() == nil {
-				cancel(errDeadPeer)
+			if c.ctx.Err() == nil {
+				c.cancel(errDeadPeer) // abort a write in progress too
+				c.end(errDeadPeer)
 			}
 			return
 		}
+		p.arm(c.h.PingInterval)
+	})
+	return p
+}
+
+// arm schedules the next ping unless the connection has ended. Each armed timer counts in
+// wg, so that run waits for a ping in flight.
+func (p *pinger) arm(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.stopped {
+		p.wg.Add(1)
+		p.t.Reset(d)
+	}
+}
+
+func (p *pinger) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	if p.t.Stop() {
+		p.wg.Done() // the armed ping will not run
 	}
 }
 
 // subscribe carries out a subscribe op: the gap notice first, then the subscription's
 // catch-up and live messages follow through drain.
-func (c *conn) subscribe(ctx context.Context, cmd command, wg *sync.WaitGroup) error {
+func (c *conn) subscribe(ctx context.Context, cmd command) error {
 	if len(c.subs) >= c.h.MaxSubscriptions {
 		err := fmt.Errorf("%w: at most %d", ErrTooMany, c.h.MaxSubscriptions)
 		return c.write(ctx, errorFrame(cmd.ref, c.h.code(err), err.Error()))
@@ -227,18 +348,10 @@ func (c *conn) subscribe(ctx context.Context, cmd command, wg *sync.WaitGroup) e
 		s.retained = make(map[uint64]bool)
 	}
 	c.subs = append(c.subs, s)
-	wg.Go(func() {
-		for {
-			select {
-			case <-sub.Ready():
-				signal(c.wake)
-			case <-sub.Done():
-				signal(c.wake)
-				return
-			}
-		}
-	})
-	signal(c.wake)
+	// The hub calls this when messages are waiting and when the subscription ends, so no
+	// goroutine waits on Ready per subscription.
+	sub.Notify(c.notify)
+	c.wake.Store(true) // the writer is running: it looks again before it stops
 	if g != nil {
 		return c.write(ctx, gapFrame(cmd.ref, g))
 	}
@@ -322,7 +435,7 @@ func (c *conn) drain(ctx context.Context) error {
 	}
 	c.live = live[:0]
 	if more {
-		signal(c.wake)
+		c.wake.Store(true)
 	}
 	return nil
 }
@@ -380,12 +493,15 @@ func (c *conn) errorFrame(ref json.RawMessage, err error) []byte {
 
 // read parses frames until the connection ends. It returns a *closeError for a protocol
 // violation it closes on, or the library's error.
-func (c *conn) read(ctx context.Context) error {
+func (c *conn) read() error {
 	frames := newBucket(c.h.FrameRate, int(2*c.h.FrameRate))
 	pubs := newBucket(c.h.PublishRate, c.h.PublishBurst)
 	bad := 0
 	for {
-		typ, data, err := c.c.Read(ctx)
+		// Not c.ctx: coder/websocket would register a context.AfterFunc for every Read, held
+		// for as long as an idle connection waits. The writer closes the connection when it
+		// ends, which ends this Read.
+		typ, data, err := c.c.Read(context.Background())
 		if err != nil {
 			return err
 		}
@@ -405,7 +521,7 @@ func (c *conn) read(ctx context.Context) error {
 			req, err = parse(data)
 		}
 		if err == nil {
-			reply, err = c.handle(ctx, req, pubs)
+			reply, err = c.handle(req, pubs)
 		}
 		if err != nil {
 			reply = c.errorFrame(req.Ref, err)
@@ -423,15 +539,16 @@ func (c *conn) read(ctx context.Context) error {
 		}
 		select {
 		case c.out <- reply:
-		case <-ctx.Done():
-			return ctx.Err()
+			c.kick()
+		case <-c.done:
+			return errEnding
 		}
 	}
 }
 
 // handle carries out one op. Subscription changes go to the writer, which acknowledges them;
 // publish and ping are answered here.
-func (c *conn) handle(ctx context.Context, req request, pubs *bucket) ([]byte, error) {
+func (c *conn) handle(req request, pubs *bucket) ([]byte, error) {
 	switch req.Op {
 	case "ping":
 		return pongFrame(req.Ref), nil
@@ -449,11 +566,19 @@ func (c *conn) handle(ctx context.Context, req request, pubs *bucket) ([]byte, e
 				return nil, err
 			}
 		}
+		// Wait until the writer has taken it, as with an unbuffered channel: frames after
+		// this one are handled after the subscription change has started.
 		select {
 		case c.cmds <- cmd:
+			c.kick()
+		case <-c.done:
+			return nil, errEnding
+		}
+		select {
+		case <-c.taken:
 			return nil, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		case <-c.done:
+			return nil, errEnding
 		}
 	case "publish":
 		if !pubs.allow(time.Now()) {
@@ -466,7 +591,7 @@ func (c *conn) handle(ctx context.Context, req request, pubs *bucket) ([]byte, e
 		if err := c.p.CanPublish(m.Topics); err != nil && !(c.h.AllowAnonymousPublish && c.h.code(err) == "unauthorized") {
 			return nil, err
 		}
-		pctx, cancel := context.WithTimeout(ctx, c.h.WriteTimeout)
+		pctx, cancel := context.WithTimeout(c.ctx, c.h.WriteTimeout)
 		defer cancel()
 		if _, err := c.h.Hub.Publish(pctx, []*hub.Message{m}); err != nil {
 			return nil, err

@@ -4,13 +4,18 @@
 // A connection may hold several subscriptions; each one is a hub.Subscription with exactly the
 // semantics of the SSE transport: catch-up from history or retained values, then live messages,
 // a gap notice first when the resume point cannot be honoured, eviction of slow consumers. The
-// handler goroutine owns every subscription and every write; a second goroutine reads frames.
+// handler goroutine reads frames; a writer goroutine, started when there is something to send
+// and gone when there is not, owns every subscription and every write.
 package ws
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -161,7 +166,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Accept checks the Origin header against the request's host and OriginPatterns: without
 	// that check any site a user visits could open a socket with the user's cookies
 	// (Cross-Site WebSocket Hijacking). It answers 403 itself.
-	c, err := websocket.Accept(w, r, opts)
+	c, err := websocket.Accept(smallBuffers{w}, r, opts)
 	if err != nil {
 		return // Accept has answered the HTTP request
 	}
@@ -183,14 +188,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The limit applies to the decompressed message: a small deflate bomb still stops at
 	// MaxMessage bytes and the connection is closed with 1009.
 	c.SetReadLimit(h.MaxMessage)
-	cn := newConn(h, c, p)
+	cn := newConn(h, c, p, r.Context())
 	if !h.track(cn) {
 		c.Close(CloseGoingAway, "server is shutting down")
 		h.end(hub.ErrClosed)
 		return
 	}
 	defer h.untrack(cn)
-	h.end(cn.run(r.Context()))
+	h.end(cn.serve())
 }
 
 func (h *Handler) end(err error) {
@@ -263,3 +268,50 @@ func (anyone) Identity() string               { return "" }
 func (anyone) CanSubscribe(*hub.Filter) error { return nil }
 func (anyone) CanPublish([]string) error      { return nil }
 func (anyone) Expires() time.Time             { return time.Time{} }
+
+// Buffer sizes of a connection after the upgrade. net/http hands over a 4 KiB reader and a
+// 4 KiB writer, which coder/websocket keeps for the life of the connection: 8 KiB of an idle
+// connection's memory. Frames from clients are small JSON ops, and a frame or message larger
+// than a buffer bypasses it (bufio reads into and writes from the caller's slice), so small
+// buffers cost at most one more system call for a large message.
+const (
+	readBufferSize  = 512
+	writeBufferSize = 1024
+)
+
+// smallBuffers is the ResponseWriter given to websocket.Accept: its Hijack swaps net/http's
+// buffers for small ones. Bytes the client sent after the handshake that net/http has already
+// buffered are read first.
+type smallBuffers struct{ http.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Flush(); err != nil { // empty: net/http flushed the 101 before the hijack
+		nc.Close()
+		return nil, nil, err
+	}
+	// Accept keeps only what is in the reader's buffer (it Resets the reader onto nc), so the
+	// bytes net/http had buffered go into the new buffer, not into a reader in front of nc.
+	br := bufio.NewReaderSize(nc, readBufferSize)
+	if n := brw.Reader.Buffered(); n > 0 {
+		b := make([]byte, n)
+		io.ReadFull(brw.Reader, b) // cannot fail: the bytes are buffered
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(b), nc), max(n, readBufferSize))
+		if _, err := br.Peek(n); err != nil { // one read, from b
+			nc.Close()
+			return nil, nil, err
+		}
+	}
+	// net/http's conn struct keeps pointing at its reader and writer for as long as ServeHTTP
+	// runs, which is the connection's life: drop their 4 KiB buffers (we own them after
+	// Hijack, and net/http does not touch them again).
+	*brw.Reader = bufio.Reader{}
+	*brw.Writer = bufio.Writer{}
+	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, writeBufferSize)), nil
+}
+
+// Unwrap lets http.ResponseController reach the server's ResponseWriter.
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
