@@ -51,6 +51,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.N, "n", 1000, "subscribers (the bench needs a file descriptor per subscriber too: at most ~19,000)")
 	fs.IntVar(&c.Topics, "topics", 1, "topics: subscriber i listens on bench/<i mod topics>; messages go round-robin")
 	fs.Float64Var(&c.Shared, "shared", 0, "messages/s to bench/shared, which every subscriber also listens on")
+	fs.Float64Var(&c.SlowRate, "slow-rate", 0, "messages/s to bench/slow, which only the --slow subscribers also listen on (fills their sockets)")
+	fs.IntVar(&c.SlowSize, "slow-size", 0, "bytes of data per bench/slow message (default: --size)")
 	fs.Float64Var(&c.Rate, "rate", 10, "messages/s published (churn: connects/s); 0: as fast as accepted")
 	fs.IntVar(&c.Size, "size", 64, "bytes of data per message")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to publish")

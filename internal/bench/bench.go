@@ -46,6 +46,8 @@ type Config struct {
 	Batch       int           // messages per publish request; 0 means 100 (publish mode: as given)
 	Concurrency int           // publish and churn mode: parallel clients; 0 means 4
 	Slow        float64       // fraction of subscribers that never read
+	SlowRate    float64       // messages/s to bench/slow, which only the slow subscribers also listen on
+	SlowSize    int           // bytes of data per bench/slow message; 0 means Size
 	Sources     int           // loopback source addresses to spread sockets over; 0 means 4
 	Dialers     int           // parallel connects; 0 means 64
 	Settle      time.Duration // wait before the idle memory sample; 0 means 2s
@@ -313,6 +315,9 @@ func parsePayload(d []byte) (topic int, seq, sent int64, ok bool) {
 }
 
 func topicName(i int) string {
+	if i == slowTopic {
+		return "bench/slow"
+	}
 	if i < 0 {
 		return "bench/shared"
 	}
@@ -321,6 +326,10 @@ func topicName(i int) string {
 
 // sharedTopic is the index of the shared topic in sequence bookkeeping.
 const sharedTopic = -1
+
+// slowTopic is the index of the topic only slow subscribers listen on (Config.SlowRate): it
+// fills their sockets without loading the readers.
+const slowTopic = -3
 
 func runFanout(ctx context.Context, cfg *Config, base *url.URL, tr Transport, r *Result) error {
 	p := proc{append([]int{cfg.PID}, cfg.NodePIDs...)}
@@ -366,6 +375,9 @@ func runFanout(ctx context.Context, cfg *Config, base *url.URL, tr Transport, r 
 				topics := []string{topicName(s.topics[0])}
 				if s.topics[1] == sharedTopic {
 					topics = append(topics, topicName(sharedTopic))
+				}
+				if s.slow && cfg.SlowRate > 0 {
+					topics = append(topics, topicName(slowTopic))
 				}
 				c, wire, err := open(ctx, cfg, base, trs[s.kind], i, topics)
 				if err != nil {
@@ -571,7 +583,7 @@ wait:
 	}
 	r.Requested = float64(r.Expected) / cfg.Duration.Seconds()
 	if cfg.Rate > 0 {
-		perMsg := float64(r.Expected) / float64(max(r.Published, 1))
+		perMsg := float64(r.Expected) / float64(max(r.Published-counts[slowTopic], 1)) // bench/slow: no reader
 		r.Requested = cfg.Rate * perMsg
 	}
 	r.Achieved = float64(inWindow) / cfg.Duration.Seconds()

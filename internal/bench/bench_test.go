@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/herald-push/herald/internal/heraldtest"
+	"github.com/herald-push/herald/internal/hub"
 	"github.com/herald-push/herald/internal/server"
 	"github.com/herald-push/herald/internal/ws"
 )
@@ -67,6 +68,32 @@ func TestTransports(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSlowTopic: subscribers that never read also listen on bench/slow, whose big messages
+// fill their sockets until the server evicts them; the readers still get every message.
+func TestSlowTopic(t *testing.T) {
+	srv := heraldtest.NewServer(t, heraldtest.Options{Hub: hub.Config{QueueLen: 16}})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := Run(ctx, Config{URL: srv.URL, Key: heraldtest.Key, N: 10, Slow: 0.2, Rate: 20,
+		SlowRate: 200, SlowSize: 60000, Duration: 2 * time.Second, Sources: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Slow != 2 {
+		t.Errorf("slow subscribers = %d, want 2", r.Slow)
+	}
+	if r.Lost != 0 || r.Duplicates != 0 || r.Dropped != 0 {
+		t.Errorf("readers: lost %d, duplicates %d, dropped %d of %d: want 0, 0, 0", r.Lost, r.Duplicates, r.Dropped, r.Expected)
+	}
+	// 2 s at 200/s of 60 KB is 24 MB per slow subscriber: more than a loopback socket holds.
+	if got := srv.Hub.Stats().Evicted.Load(); got < 2 {
+		t.Errorf("evicted = %d, want both slow subscribers evicted", got)
+	}
+	if r.Published <= r.Expected/8 {
+		t.Errorf("published %d, expected %d deliveries to 8 readers: want the slow topic's messages on top", r.Published, r.Expected)
 	}
 }
 

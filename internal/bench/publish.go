@@ -60,22 +60,28 @@ func appendMessage(b []byte, cfg *Config, topic int, seq, sent int64) []byte {
 	b = append(b, `{"topic":"`...)
 	b = append(b, topicName(topic)...)
 	b = append(b, `","data":"`...)
+	size := cfg.Size
+	if topic == slowTopic && cfg.SlowSize > 0 {
+		size = cfg.SlowSize
+	}
 	if cfg.Payload == "json" {
-		b = appendJSONPayload(b, topic, seq, sent, cfg.Size)
+		b = appendJSONPayload(b, topic, seq, sent, size)
 	} else {
-		b = appendPayload(b, topic, seq, sent, cfg.Size)
+		b = appendPayload(b, topic, seq, sent, size)
 	}
 	return append(b, `"}`...)
 }
 
 // rateLoop publishes at cfg.Rate messages/s (every Tick, what is due), or back to back when
 // Rate is 0, from one goroutine so that each topic's sequence reaches the server in order. It
-// records per topic how many messages were accepted. Shared-topic messages go at cfg.Shared/s.
+// records per topic how many messages were accepted. Shared-topic messages go at cfg.Shared/s,
+// slow-topic messages at cfg.SlowRate/s, on top of Rate.
 func (p *publisher) rateLoop(ctx context.Context, counts map[int]int64) error {
 	cfg := p.cfg
 	seqs := make(map[int]int64)
 	start := time.Now()
-	var due, dueShared float64
+	var due float64
+	var sentShared, sentSlow int // extra messages sent, not counted against Rate
 	var body []byte
 	topic := rand.IntN(cfg.Topics)
 	tick := time.NewTicker(cfg.Tick)
@@ -84,27 +90,34 @@ func (p *publisher) rateLoop(ctx context.Context, counts map[int]int64) error {
 		elapsed := time.Since(start).Seconds()
 		n := cfg.Batch
 		if cfg.Rate > 0 {
-			due = cfg.Rate*elapsed - float64(p.sent.Load()-int64(dueShared))
+			due = cfg.Rate*elapsed - float64(p.sent.Load()-int64(sentShared+sentSlow))
 			n = max(int(due), 0)
 		}
-		shared := 0
+		shared, slow := 0, 0
 		if cfg.Shared > 0 {
-			shared = max(int(cfg.Shared*elapsed-dueShared), 0)
+			shared = max(int(cfg.Shared*elapsed)-sentShared, 0)
 		}
-		for n+shared > 0 && ctx.Err() == nil {
+		if cfg.SlowRate > 0 {
+			slow = max(int(cfg.SlowRate*elapsed)-sentSlow, 0)
+		}
+		for n+shared+slow > 0 && ctx.Err() == nil {
 			k := min(n, cfg.Batch)
 			ks := min(shared, cfg.Batch-k)
-			if k+ks == 0 {
+			kl := min(slow, cfg.Batch-k-ks)
+			if k+ks+kl == 0 {
 				break
 			}
 			now := time.Now().UnixNano()
 			body = append(body[:0], '[')
 			var batch []int
-			for i := 0; i < k+ks; i++ {
+			for i := 0; i < k+ks+kl; i++ {
 				t := topic
-				if i >= k {
+				switch {
+				case i >= k+ks:
+					t = slowTopic
+				case i >= k:
 					t = sharedTopic
-				} else {
+				default:
 					topic = (topic + 1) % cfg.Topics
 				}
 				seqs[t]++
@@ -124,15 +137,17 @@ func (p *publisher) rateLoop(ctx context.Context, counts map[int]int64) error {
 			for _, t := range batch {
 				counts[t]++
 			}
-			p.sent.Add(int64(k + ks))
-			dueShared += float64(ks)
+			p.sent.Add(int64(k + ks + kl))
+			sentShared += ks
+			sentSlow += kl
 			n -= k
 			shared -= ks
-			if cfg.Rate > 0 && n < cfg.Batch {
+			slow -= kl
+			if cfg.Rate > 0 && n < cfg.Batch && shared+slow < cfg.Batch {
 				break // what is left is due at the next tick
 			}
 		}
-		if cfg.Rate > 0 || cfg.Shared > 0 {
+		if cfg.Rate > 0 || cfg.Shared > 0 || cfg.SlowRate > 0 {
 			select {
 			case <-ctx.Done():
 			case <-tick.C:
