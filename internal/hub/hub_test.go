@@ -118,3 +118,35 @@ func TestTooManyFilters(t *testing.T) {
 		t.Errorf("err = %v, want ErrTooMany", err)
 	}
 }
+
+// TakeBytes stops after the message that reaches the byte bound; the rest stays queued.
+func TestTakeBytes(t *testing.T) {
+	h := newHub(t, hub.Config{})
+	ctx := context.Background()
+	s, err := h.Subscribe(ctx, hub.Request{Filter: hub.MustFilter("t")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if b, err := s.Take(ctx, 10); err != nil || len(b.Messages) != 0 {
+		t.Fatalf("catch-up: %d messages, %v: want none", len(b.Messages), err)
+	}
+	var last *hub.Message
+	for range 5 {
+		last = publish(t, h, "t", "0123456789")
+	}
+	for h.Head() < last.Seq {
+		time.Sleep(time.Millisecond)
+	}
+	for _, tc := range []struct{ max, maxBytes, want int }{
+		{100, 25, 3}, // 10, 20, 30 >= 25: the third is the last
+		{100, 1, 1},
+		{100, 0, 1}, // no bound: what is left
+		{100, 25, 0},
+	} {
+		b, err := s.TakeBytes(ctx, tc.max, tc.maxBytes)
+		if err != nil || len(b.Messages) != tc.want {
+			t.Errorf("TakeBytes(%d, %d) = %d messages, %v; want %d", tc.max, tc.maxBytes, len(b.Messages), err, tc.want)
+		}
+	}
+}

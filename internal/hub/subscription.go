@@ -109,11 +109,28 @@ func (s *Subscription) CaughtUp() bool { return s.caughtUp }
 // pages (which may read the log), then whatever live messages are queued, at most max of them.
 // An empty batch means "wait for Ready".
 func (s *Subscription) Take(ctx context.Context, max int) (Batch, error) {
+	return s.TakeBytes(ctx, max, 0)
+}
+
+// TakeBytes is Take with a bound on data bytes as well: once caught up, it stops after the
+// message that brings the data taken to maxBytes or more (it returns at least one message when
+// any is queued). maxBytes <= 0 means no bound. What is left stays queued, counting against
+// the queue's length, and Ready is signalled again.
+func (s *Subscription) TakeBytes(ctx context.Context, max, maxBytes int) (Batch, error) {
 	if !s.caughtUp {
 		return s.catchUp(ctx, max)
 	}
 	s.mu.Lock()
 	n := min(len(s.queue), max)
+	if maxBytes > 0 {
+		size := 0
+		for i, m := range s.queue[:n] {
+			if size += len(m.Data); size >= maxBytes {
+				n = i + 1
+				break
+			}
+		}
+	}
 	out := make([]*Message, n)
 	copy(out, s.queue)
 	rest := copy(s.queue, s.queue[n:])

@@ -71,6 +71,10 @@ type worker struct {
 	buf, out []byte // worker only
 }
 
+// maxWrite bounds the bytes of messages one write takes from the hub queue (one message more
+// at most): the most a connection with a full socket holds besides its queue.
+const maxWrite = 64 << 10
+
 // ErrClientGone ends a pooled stream whose client hung up.
 var ErrClientGone = errors.New("sse: client went away")
 
@@ -163,8 +167,11 @@ func (w *worker) service(c *conn) {
 	default:
 	}
 	buf := w.buf[:0]
-	for {
-		b, err := c.sub.Take(context.Background(), w.p.h.MaxBatch) // caught up: never blocks
+	for len(buf) < maxWrite {
+		// Caught up: never blocks. Bounded in bytes so that what a full socket leaves to
+		// its flusher is at most about maxWrite: the rest waits in the hub queue, whose
+		// overflow evicts the subscriber.
+		b, err := c.sub.TakeBytes(context.Background(), w.p.h.MaxBatch, maxWrite-len(buf))
 		if err != nil {
 			w.close(c, err)
 			return
@@ -172,7 +179,7 @@ func (w *worker) service(c *conn) {
 		for _, m := range b.Messages {
 			buf = append(buf, Encoded(m, c.format)...)
 		}
-		if len(b.Messages) < w.p.h.MaxBatch || len(buf) >= 256<<10 {
+		if len(b.Messages) < w.p.h.MaxBatch {
 			break
 		}
 	}
