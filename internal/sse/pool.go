@@ -153,11 +153,26 @@ func (w *worker) run() {
 
 // service writes everything the connection has waiting, or ends it.
 func (w *worker) service(c *conn) {
-	if c.closed || c.busy.Load() {
-		return // the flusher schedules the connection again when it is done
+	if c.closed {
+		return
+	}
+	if c.busy.Load() {
+		// The flusher schedules the connection again when it is done. When the subscription
+		// has ended (evicted as too slow, or closed), make its blocked write fail now instead
+		// of at the write timeout: the socket and the rest of the write are freed at once.
+		select {
+		case <-c.sub.Done():
+			c.nc.SetWriteDeadline(time.Now())
+		default:
+		}
+		return
 	}
 	if err := c.failed.Load(); err != nil {
-		w.close(c, *err)
+		reason := *err
+		if e := c.sub.Err(); e != nil {
+			reason = e // the subscription ended first (ErrSlow): that is why
+		}
+		w.close(c, reason)
 		return
 	}
 	select {
@@ -268,8 +283,10 @@ func (w *worker) writeRaw(c *conn, b []byte) {
 	}
 	rest := append([]byte(nil), b[n:]...)
 	c.busy.Store(true)
+	// Set here, not in the flusher, so that service's deadline for an ended subscription
+	// (same goroutine, later) always comes after it.
+	c.nc.SetWriteDeadline(time.Now().Add(w.p.h.WriteTimeout))
 	go func() {
-		c.nc.SetWriteDeadline(time.Now().Add(w.p.h.WriteTimeout))
 		k, err := c.nc.Write(rest)
 		w.p.h.written(k)
 		if err != nil {
