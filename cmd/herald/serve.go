@@ -139,6 +139,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	go func() { tracker.Run(hubCtx); close(presenceDone) }()
 	stopAll := func() { stopHub(); <-hubDone; <-presenceDone }
 
+	// The engine is open; give the hub a moment to start tailing it, so that "listening" means
+	// "subscriptions work" to whoever reads the announcement (people, scripts, tests).
+	for deadline := time.Now().Add(5 * time.Second); !h.Ready() && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Millisecond)
+	}
 	announce(stdout, ln.Addr().(*net.TCPAddr), key, created, c.DataDir, https)
 	logger.Info("herald started", "addr", ln.Addr().String(), "engine", engineName(c.Engine), "data_dir", c.DataDir,
 		"tls", https, "h2c", c.H2C)

@@ -38,6 +38,21 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("serve did not announce its address: %v", <-done)
 	}
 
+	// serve listens before its log is ready (it may be an engine still starting): wait for
+	// /readyz as a load balancer would, so the stream below is a real subscription.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		r, err := http.Get(base + "/readyz")
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz not 200 within 10s of start")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	resp, err := http.Get(base + "/events?topic=t")
 	if err != nil {
 		t.Fatal(err)
