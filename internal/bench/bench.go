@@ -150,6 +150,12 @@ type Result struct {
 	// ByTransport splits deliveries and latency by transport when subscribers were mixed.
 	ByTransport []TransportResult `json:"by_transport,omitempty"`
 
+	// With a shared topic (Config.Shared): latency of its deliveries and of the others apart.
+	SharedP50 float64 `json:"shared_latency_p50_ms,omitempty"`
+	SharedP99 float64 `json:"shared_latency_p99_ms,omitempty"`
+	OwnP50    float64 `json:"own_topic_latency_p50_ms,omitempty"`
+	OwnP99    float64 `json:"own_topic_latency_p99_ms,omitempty"`
+
 	ChurnPerSec float64 `json:"connects_per_sec,omitempty"`
 }
 
@@ -267,6 +273,8 @@ type subscriber struct {
 type shard struct {
 	mu       sync.Mutex
 	hist     histogram
+	shared   histogram // with a shared topic (Config.Shared): its deliveries
+	own      histogram // and those of each subscriber's own topic
 	total    int64
 	inWindow int64
 	dups     int64
@@ -539,7 +547,7 @@ wait:
 	}
 
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	var hist histogram
+	var hist, shared, own histogram
 	var inWindow int64
 	per := make([]TransportResult, len(trs))
 	perHist := make([]histogram, len(trs))
@@ -547,6 +555,8 @@ wait:
 	for k := range sh {
 		for i := range sh[k] {
 			hist.merge(&sh[k][i].hist)
+			shared.merge(&sh[k][i].shared)
+			own.merge(&sh[k][i].own)
 			perHist[k].merge(&sh[k][i].hist)
 			inWindow += sh[k][i].inWindow
 			r.Duplicates += sh[k][i].dups
@@ -588,6 +598,12 @@ wait:
 	}
 	r.Achieved = float64(inWindow) / cfg.Duration.Seconds()
 	r.P50, r.P90, r.P99, r.Max = ms(hist.quantile(.5)), ms(hist.quantile(.9)), ms(hist.quantile(.99)), ms(hist.max)
+	if cfg.Shared > 0 {
+		// The shared topic's messages are bursts to every subscriber, the others one delivery
+		// each: their latencies differ in kind, so they are reported apart as well.
+		r.SharedP50, r.SharedP99 = ms(shared.quantile(.5)), ms(shared.quantile(.99))
+		r.OwnP50, r.OwnP99 = ms(own.quantile(.5)), ms(own.quantile(.99))
+	}
 	if r.Delivered > 0 && r.CPUSeconds > 0 {
 		r.CPUPerMillion = r.CPUSeconds / float64(r.Delivered) * 1e6
 	}
@@ -636,6 +652,13 @@ func (s *subscriber) read(windowEnd *atomic.Int64) error {
 			sh.inWindow++
 		}
 		sh.hist.add(time.Duration(at - sent))
+		if s.topics[1] == sharedTopic {
+			if k == 1 {
+				sh.shared.add(time.Duration(at - sent))
+			} else {
+				sh.own.add(time.Duration(at - sent))
+			}
+		}
 		if seq <= s.last[k] {
 			sh.dups++
 		} else {

@@ -44,6 +44,9 @@ var fanoutRows = []row{
 	{"wire bytes per delivery", func(r *Result) string { return f0(r.BytesPerDelivery) }, nil},
 	loadRow,
 	{"by transport: p50 / p99 ms, lost", byTransport, func(r *Result) bool { return len(r.ByTransport) > 0 }},
+	{"own topic / shared topic: p50 / p99 ms", func(r *Result) string {
+		return f1(r.OwnP50) + " / " + f1(r.OwnP99) + " | " + f1(r.SharedP50) + " / " + f1(r.SharedP99)
+	}, func(r *Result) bool { return r.SharedP99 > 0 }},
 }
 
 // byTransport prints the mixed run's split, e.g. "sse 1.2/40.1 0, ws 1.5/41.0 0, poll ...".
