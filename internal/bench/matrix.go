@@ -56,6 +56,8 @@ func Matrix(quick bool) []Scenario {
 			Config: Config{N: n, Rate: 100, Duration: d, Tick: 50 * time.Millisecond}},
 		{Name: "saturation-2x", Target: "as above, at twice the rate: where each server tops out",
 			Config: Config{N: n, Rate: 200, Duration: d, Tick: 50 * time.Millisecond}},
+		{Name: "saturation-half", Target: "proposed for this machine with the client on the same 2 cores (notes below): p99 < 250 ms at 500,000 deliveries/s, zero loss",
+			Config: Config{N: n, Rate: 50, Duration: d, Tick: 50 * time.Millisecond}},
 		{Name: "many-topics", Target: "10,000 subscribers each on its own topic plus a shared one, 10,000 publishes/s: p99 < 50 ms",
 			Config: Config{N: n, Topics: n, Shared: 1, Rate: 10000, Duration: d, Batch: 1000}},
 		{Name: "slow-consumers", Target: "low-rate with 10% of subscribers not reading: others' p99 within 1.5x of the run without them; memory bounded",
