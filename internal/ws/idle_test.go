@@ -1,0 +1,125 @@
+package ws_test
+
+import (
+	"bytes"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-push/herald/internal/netpoll"
+	"github.com/herald-push/herald/internal/ws"
+)
+
+// Idle connections wait in the poller, not in a goroutine each: opening 200 connections that
+// each hold a subscription adds at most a small constant number of goroutines.
+func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
+	if !netpoll.Supported {
+		t.Skip("no poller on this platform: a reader goroutine per connection")
+	}
+	h := &ws.Handler{}
+	srv := newServer(t, h)
+	warm := dial(t, srv, nil, false) // the poller's own goroutine and the server's
+	warm.subscribe(t, []string{"idle"}, "")
+	before := settledGoroutines()
+
+	const n = 200
+	var conns []*rawConn
+	for range n {
+		r, _ := rawDial(t, srv, "")
+		r.write(rawFrame{fin: true, op: opText, payload: []byte(`{"op":"subscribe","topics":["idle"]}`)}, false)
+		if got := r.text(); !strings.Contains(got, `"type":"subscribed"`) {
+			t.Fatalf("got %s, want subscribed", got)
+		}
+		conns = append(conns, r)
+	}
+	// Each raw client runs in this goroutine; the server side is what is counted.
+	after := settledGoroutines()
+	t.Logf("goroutines: %d before, %d after %d idle connections", before, after, n)
+	if after-before > 10 {
+		t.Errorf("%d idle connections added %d goroutines (%d -> %d), want at most 10", n, after-before, before, after)
+	}
+	// And they are all alive: a message reaches every one.
+	id := srv.Publish(t, "idle", "hello")
+	for i, r := range conns {
+		if got := r.text(); !strings.Contains(got, id) {
+			t.Fatalf("connection %d got %s, want message %s", i, got, id)
+		}
+	}
+	if h.Conns() != n+1 {
+		t.Errorf("%d connections open, want %d", h.Conns(), n+1)
+	}
+}
+
+// settledGoroutines counts goroutines once the number has stopped falling (writers and readers
+// that have just finished their work are leaving).
+func settledGoroutines() int {
+	n := runtime.NumGoroutine()
+	for range 50 {
+		time.Sleep(20 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m >= n {
+			return m
+		}
+		n = m
+	}
+	return n
+}
+
+// Two messages in one TCP segment are both handled: the second is already in the reader's
+// buffer, where the poller cannot see it, so the reader must not go back to waiting first.
+func TestTwoMessagesInOneSegment(t *testing.T) {
+	srv := newServer(t, nil)
+	r, _ := rawDial(t, srv, "")
+	r.write(rawFrame{fin: true, op: opText, payload: []byte(`{"op":"ping","ref":"first"}`)}, false) // the connection is idle after this
+	if got := r.text(); !strings.Contains(got, `"first"`) {
+		t.Fatalf("got %s, want the first pong", got)
+	}
+	var b []byte
+	b = append(b, rawFrame{fin: true, op: opText, payload: []byte(`{"op":"ping","ref":"a"}`)}.encode(false)...)
+	b = append(b, rawFrame{fin: true, op: opText, payload: []byte(`{"op":"ping","ref":"b"}`)}.encode(false)...)
+	if _, err := r.c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"a"`, `"b"`} {
+		if got := r.text(); !strings.Contains(got, want) {
+			t.Fatalf("got %s, want a pong with ref %s", got, want)
+		}
+	}
+}
+
+// A frame split across two TCP writes, with a pause between them, is read whole: the reader
+// woken by the first part waits for the rest.
+func TestFrameSplitAcrossWrites(t *testing.T) {
+	srv := newServer(t, nil)
+	r, _ := rawDial(t, srv, "")
+	f := rawFrame{fin: true, op: opText, payload: []byte(`{"op":"ping","ref":"split"}`)}.encode(false)
+	for _, cut := range []int{1, 4, len(f) - 3} { // in the header, in the mask key, in the payload
+		r.c.Write(f[:cut])
+		time.Sleep(50 * time.Millisecond)
+		r.c.Write(f[cut:])
+		if got := r.text(); !strings.Contains(got, `"split"`) {
+			t.Fatalf("cut at %d: got %s, want a pong", cut, got)
+		}
+	}
+}
+
+// A client's ping on an idle connection is answered with a pong carrying its payload.
+func TestPingWhileIdle(t *testing.T) {
+	srv := newServer(t, nil)
+	r, _ := rawDial(t, srv, "")
+	time.Sleep(50 * time.Millisecond) // idle: waiting in the poller
+	r.write(rawFrame{fin: true, op: opPing, payload: []byte("are you there")}, false)
+	for {
+		f, err := r.read()
+		if err != nil {
+			t.Fatalf("no pong: %v", err)
+		}
+		if f.op == opPong {
+			if !bytes.Equal(f.payload, []byte("are you there")) {
+				t.Errorf("pong payload %q, want the ping's", f.payload)
+			}
+			return
+		}
+	}
+}
