@@ -77,9 +77,6 @@ type worker struct {
 // at most): the most a connection with a full socket holds besides its queue.
 const maxWrite = 64 << 10
 
-// ErrClientGone ends a pooled stream whose client hung up.
-var ErrClientGone = errors.New("sse: client went away")
-
 // add takes over a hijacked connection whose subscription has caught up.
 func (p *pool) add(nc net.Conn, sub *hub.Subscription, format string, chunked bool, release func()) error {
 	sc, ok := nc.(syscall.Conn)
