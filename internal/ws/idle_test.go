@@ -123,3 +123,27 @@ func TestPingWhileIdle(t *testing.T) {
 		}
 	}
 }
+
+// Without a poller (other systems) a goroutine per connection reads: the same frames get the
+// same answers, and the close handshake completes.
+func TestBlockingReads(t *testing.T) {
+	ws.UseBlockingReads(t)
+	srv := newServer(t, nil)
+	r, _ := rawDial(t, srv, "")
+	var b []byte
+	b = append(b, rawFrame{op: opText, payload: ping[:5]}.encode(false)...)
+	b = append(b, rawFrame{fin: true, op: opPing, payload: []byte("p")}.encode(false)...)
+	b = append(b, rawFrame{fin: true, op: opCont, payload: ping[5:]}.encode(false)...)
+	r.c.Write(b)
+	if got := r.text(); !strings.Contains(got, `"type":"pong"`) {
+		t.Fatalf("got %s, want a pong", got)
+	}
+	srv.Server.CloseWebSockets()
+	if got := r.closeCode(); got != ws.CloseGoingAway {
+		t.Fatalf("close %d, want %d", got, ws.CloseGoingAway)
+	}
+	r.write(rawFrame{fin: true, op: opClose, payload: closePayload(ws.CloseGoingAway, "")}, false)
+	if _, err := r.read(); err == nil {
+		t.Error("the connection is still open after the close handshake")
+	}
+}

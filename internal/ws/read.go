@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -45,6 +46,9 @@ type readState struct {
 	peerClosed bool           // the peer's close frame has been read
 	stopped    bool           // the connection is closing: a reader woken now leaves
 }
+
+// blockingReads makes every connection read as on a system without epoll; for tests.
+var blockingReads atomic.Bool
 
 var errUnmasked = errors.New("ws: unmasked client frame") // closed at once, without a close frame
 
@@ -134,7 +138,7 @@ func (c *conn) awaitClose() {
 // (or hung up), a goroutine starts to read. It fails where there is no epoll.
 func addWatch(c *conn) (*netpoll.Watch, error) {
 	sc, ok := c.nc.(syscall.Conn)
-	if !ok {
+	if !ok || blockingReads.Load() {
 		return nil, netpoll.ErrUnsupported
 	}
 	raw, err := sc.SyscallConn()
