@@ -147,3 +147,19 @@ func TestBlockingReads(t *testing.T) {
 		t.Error("the connection is still open after the close handshake")
 	}
 }
+
+// A control frame on its own completes a read: the connection then waits for the next frame
+// as long as it likes. (A reader that went on waiting for a data message under the frame
+// deadline would close every client that answers keepalive pings.)
+func TestControlFrameThenIdle(t *testing.T) {
+	for _, op := range []byte{opPing, opPong} {
+		srv := newServer(t, &ws.Handler{WriteTimeout: 200 * time.Millisecond})
+		r, _ := rawDial(t, srv, "")
+		r.write(rawFrame{fin: true, op: op, payload: []byte("x")}, false)
+		time.Sleep(600 * time.Millisecond) // three frame deadlines
+		r.write(rawFrame{fin: true, op: opText, payload: ping}, false)
+		if got := r.text(); !strings.Contains(got, `"type":"pong"`) {
+			t.Fatalf("op %#x then idle: got %s, want a pong", op, got)
+		}
+	}
+}

@@ -160,8 +160,10 @@ func protocolError(err error) error {
 	return &closeError{code: CloseProtocol, reason: err.Error()}
 }
 
-// readMessage reads frames until it has handled one complete data message, answering control
-// frames on the way. Headers are read and checked by gobwas/ws.
+// readMessage reads frames until it has handled one complete data message, or a control frame
+// outside a fragmented message (a pong answering our keepalive must not leave the reader
+// waiting, under the frame deadline, for a message that may not come). Headers are read and
+// checked by gobwas/ws.
 func (c *conn) readMessage() error {
 	rd := &c.rd
 	for {
@@ -199,7 +201,10 @@ func (c *conn) readMessage() error {
 			if err := c.control(h.OpCode, p); err != nil {
 				return err
 			}
-			continue
+			if rd.frag {
+				continue // between fragments: the message is not complete yet
+			}
+			return nil // a boundary: the caller may wait for the next frame without a deadline
 		}
 		if !rd.frag {
 			rd.op, rd.msg = h.OpCode, rd.msg[:0]
