@@ -163,3 +163,18 @@ func TestControlFrameThenIdle(t *testing.T) {
 		}
 	}
 }
+
+// A client that answers keepalive pings stays connected across many of them.
+func TestKeepaliveAnsweredStaysOpen(t *testing.T) {
+	h := &ws.Handler{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}
+	srv := newServer(t, h)
+	cl := dial(t, srv, nil, false) // its reader answers pings
+	time.Sleep(time.Second)        // about 20 pings, five frame deadlines
+	cl.send(t, `{"op":"ping","ref":"still"}`)
+	if f := cl.expect(t, "pong"); f.Ref != "still" {
+		t.Errorf("got %s, want the pong for ref still", f.raw)
+	}
+	if h.Conns() != 1 {
+		t.Errorf("%d connections open, want 1", h.Conns())
+	}
+}
