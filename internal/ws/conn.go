@@ -87,6 +87,7 @@ type conn struct {
 	compress bool // permessage-deflate was negotiated
 	ctx      context.Context
 	cancel   context.CancelCauseFunc
+	release  func() // Handler.Detach's; nil if none
 
 	cmds  chan command  // capacity 1; the reader then waits on taken
 	taken chan struct{} // capacity 1: the writer has taken a command
@@ -411,6 +412,9 @@ func (c *conn) finish() {
 	}
 	c.subs = nil
 	c.h.untrack(c)
+	if c.release != nil {
+		c.release()
+	}
 	c.h.end(why)
 }
 

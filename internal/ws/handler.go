@@ -86,6 +86,12 @@ type Handler struct {
 	WriteTimeout     time.Duration // per write, and for the rest of a frame that has begun to arrive; 0 means 10s
 	MaxBatch         int           // messages taken from a subscription at once; 0 means 256
 
+	// Detach, if set, is called when an upgraded connection outlives its handler (ServeHTTP
+	// returns at once; reading and writing go on without it), and release when the
+	// connection ends: the server moves its connection-limit slots there, which its middleware
+	// would otherwise free when the handler returns.
+	Detach func(r *http.Request) (release func())
+
 	Logger  *slog.Logger    // nil means slog.Default()
 	OnStart func()          // if set, told of each accepted connection (for metrics)
 	OnEnd   func(err error) // if set, told why each accepted connection ended
@@ -200,6 +206,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.OnStart()
 	}
 	c := newConn(h, nc, brw.Reader, p, compress, r.Context())
+	if h.Detach != nil {
+		c.release = h.Detach(r)
+	}
 	if perr != nil {
 		code := CloseUnauthorized
 		switch h.code(perr) {

@@ -2,12 +2,18 @@ package ws_test
 
 import (
 	"bytes"
+	"context"
+	"net/http"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
+	"github.com/herald-push/herald/internal/heraldtest"
 	"github.com/herald-push/herald/internal/netpoll"
+	"github.com/herald-push/herald/internal/server"
 	"github.com/herald-push/herald/internal/ws"
 )
 
@@ -176,5 +182,34 @@ func TestKeepaliveAnsweredStaysOpen(t *testing.T) {
 	}
 	if h.Conns() != 1 {
 		t.Errorf("%d connections open, want 1", h.Conns())
+	}
+}
+
+// A connection counts against the per-address limit for as long as it is open, although its
+// handler has returned (it waits in the poller): the server moves the slot to the connection.
+func TestConnectionLimitHeldWhileOpen(t *testing.T) {
+	srv := heraldtest.NewServer(t, heraldtest.Options{Server: server.Config{WS: &ws.Handler{}, Limits: server.Limits{ConnsPerIP: 2}}})
+	a := dial(t, srv, nil, false)
+	dial(t, srv, nil, false)
+	time.Sleep(50 * time.Millisecond) // both handlers have long returned
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if c, resp, err := websocket.Dial(ctx, wsURL(srv), nil); err == nil {
+		c.CloseNow()
+		t.Fatal("a third connection from one address was accepted, want refused")
+	} else if resp == nil || resp.StatusCode == http.StatusSwitchingProtocols {
+		t.Fatalf("third connection: %v %v, want an HTTP error", resp, err)
+	}
+	a.c.Close(websocket.StatusNormalClosure, "")
+	for {
+		c, _, err := websocket.Dial(ctx, wsURL(srv), nil)
+		if err == nil {
+			c.CloseNow()
+			return // the closed connection's slot was freed
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the slot of a closed connection was not freed within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
