@@ -213,3 +213,14 @@ func TestConnectionLimitHeldWhileOpen(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The handshake slot is freed at the upgrade, not when the connection ends: open connections
+// do not hold it.
+func TestHandshakeSlotFreedAtUpgrade(t *testing.T) {
+	srv := heraldtest.NewServer(t, heraldtest.Options{Server: server.Config{WS: &ws.Handler{}, Limits: server.Limits{Handshakes: 1, HandshakeWait: 100 * time.Millisecond}}})
+	for range 20 {
+		cl := dial(t, srv, nil, false) // kept open
+		cl.send(t, `{"op":"ping"}`)
+		cl.expect(t, "pong")
+	}
+}
