@@ -370,8 +370,8 @@ func (r *rates) take(key string, rate float64, burst int, now time.Time) time.Du
 }
 
 // detach moves a streaming connection's admission out of admit, for a transport that keeps
-// the connection after its handler returns (the SSE writer pool): the returned func releases
-// it when the connection really ends.
+// the connection after its handler returns (the SSE writer pool, WebSocket): the returned
+// func releases it when the connection really ends.
 func detach(r *http.Request) func() {
 	adm, _ := r.Context().Value(admissionKey{}).(*admission)
 	if adm == nil {

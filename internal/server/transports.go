@@ -31,6 +31,7 @@ func (s *Server) transports() {
 		_, name := status(err)
 		return name
 	}
+	s.ws.Detach = detach // the connection keeps its admission after the handler returns
 	s.ws.OnStart = func() { metrics.ConnOpened(metrics.WS) }
 	s.ws.OnEnd = func(err error) { metrics.ConnClosed(metrics.WS, EndReason(err)) }
 	if s.ws.Logger == nil {

@@ -19,6 +19,9 @@ var ErrBadRequest = errors.New("sse: bad request")
 // ErrExpired ends a stream whose credential expired.
 var ErrExpired = errors.New("sse: credential expired")
 
+// ErrClientGone ends a pooled stream whose client hung up (Linux: the pool's hang-up watch).
+var ErrClientGone = errors.New("sse: client went away")
+
 // Subscriber is what the handler needs from the hub.
 type Subscriber interface {
 	Subscribe(ctx context.Context, req hub.Request) (*hub.Subscription, error)

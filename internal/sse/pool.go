@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/netpoll"
 )
 
 // A pool writes the streams of hijacked connections from a few goroutines (about one per
@@ -32,7 +33,7 @@ type pool struct {
 	h       *Handler
 	workers []*worker
 	next    atomic.Uint32
-	watch   watcher
+	watch   netpoll.Poller // hang-ups
 }
 
 func newPool(h *Handler, n int) *pool {
@@ -47,6 +48,7 @@ func newPool(h *Handler, n int) *pool {
 type conn struct {
 	nc      net.Conn
 	raw     syscall.RawConn
+	hangup  atomic.Pointer[netpoll.Watch] // nil when the socket could not be watched
 	sub     *hub.Subscription
 	format  string
 	chunked bool // frames are HTTP/1.1 chunks
@@ -75,9 +77,6 @@ type worker struct {
 // at most): the most a connection with a full socket holds besides its queue.
 const maxWrite = 64 << 10
 
-// ErrClientGone ends a pooled stream whose client hung up.
-var ErrClientGone = errors.New("sse: client went away")
-
 // add takes over a hijacked connection whose subscription has caught up.
 func (p *pool) add(nc net.Conn, sub *hub.Subscription, format string, chunked bool, release func()) error {
 	sc, ok := nc.(syscall.Conn)
@@ -94,7 +93,14 @@ func (p *pool) add(nc net.Conn, sub *hub.Subscription, format string, chunked bo
 	w.conns[c] = struct{}{}
 	w.startLocked()
 	w.mu.Unlock()
-	p.watch.add(c)
+	// The watch is one-shot: the first hang-up fails the connection, which is then closed.
+	// Without it, heartbeats and write errors still find dead peers.
+	hw, _ := p.watch.Add(raw, netpoll.HangUp, func(netpoll.Events) {
+		gone := ErrClientGone
+		c.failed.CompareAndSwap(nil, &gone)
+		w.schedule(c)
+	})
+	c.hangup.Store(hw)
 	sub.Notify(func() { w.schedule(c) })
 	return nil
 }
@@ -302,7 +308,9 @@ func (w *worker) close(c *conn, reason error) {
 		return
 	}
 	c.closed = true
-	w.p.watch.remove(c)
+	if hw := c.hangup.Load(); hw != nil {
+		hw.Stop() // before the close: the socket's number may be reused at once
+	}
 	c.nc.Close()
 	c.sub.Close()
 	c.release()

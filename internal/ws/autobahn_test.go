@@ -224,6 +224,9 @@ func TestAutobahnFraming(t *testing.T) {
 		{"7.1 close is echoed", []rawFrame{{fin: true, op: opClose, payload: closePayload(1000, "bye")}}, false, 1000},
 		{"7.9 invalid close code", []rawFrame{{fin: true, op: opClose, payload: closePayload(1005, "")}}, false, 1002},
 		{"7.3 close payload of one byte", []rawFrame{{fin: true, op: opClose, payload: []byte{3}}}, false, 1002},
+		{"7.9 close code over 4999", []rawFrame{{fin: true, op: opClose, payload: closePayload(5000, "")}}, false, 1002},
+		{"7.5 close reason not UTF-8", []rawFrame{{fin: true, op: opClose, payload: closePayload(1000, "\xff")}}, false, 1002},
+		{"7.x private close code is echoed", []rawFrame{{fin: true, op: opClose, payload: closePayload(4000, "")}}, false, 4000},
 		{"9.x message over the limit", []rawFrame{{fin: true, op: opText, payload: bytes.Repeat([]byte(" "), 5000)}}, false, 1009},
 		{"9.x fragments over the limit", []rawFrame{{op: opText, payload: bytes.Repeat([]byte(" "), 3000)}, {fin: true, op: opCont, payload: bytes.Repeat([]byte(" "), 3000)}}, false, 1009},
 	}
@@ -277,6 +280,13 @@ func TestAutobahnCompression(t *testing.T) {
 	}
 	if got := string(inflate(t, f.payload)); !strings.Contains(got, `"type":"pong"`) {
 		t.Fatalf("reply %s, want a pong", got)
+	}
+	// 12.x: a compressed message in fragments (RSV1 on the first only) is understood.
+	z := deflate([]byte(long))
+	r.write(rawFrame{rsv1: true, op: opText, payload: z[:10]}, false)
+	r.write(rawFrame{fin: true, op: opCont, payload: z[10:]}, false)
+	if got := r.text(); !strings.Contains(got, `"type":"pong"`) {
+		t.Fatalf("reply to a fragmented compressed message: %s, want a pong", got)
 	}
 	// 13.x and the deflate bomb: 1 MB of spaces is 1 KB compressed; the decompressed size is
 	// capped, and the connection is closed with 1009.

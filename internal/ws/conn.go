@@ -1,34 +1,40 @@
 package ws
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 
 	"github.com/herald-push/herald/internal/hub"
 )
 
 // closeError ends a connection with a close frame. It is also what OnEnd is told.
 type closeError struct {
-	code   websocket.StatusCode
+	code   int
 	reason string
+	peer   bool  // echoing the peer's close: nothing more to read, close at once
+	cause  error // what OnEnd is told besides the code, if anything
 }
 
-func (e *closeError) Error() string { return fmt.Sprintf("ws: close %d: %s", int(e.code), e.reason) }
+func (e *closeError) Error() string { return fmt.Sprintf("ws: close %d: %s", e.code, e.reason) }
+func (e *closeError) Unwrap() error { return e.cause }
 
 // CloseCode returns the close code an error returned for a connection carries, or 0.
 func CloseCode(err error) int {
 	var ce *closeError
 	if errors.As(err, &ce) {
-		return int(ce.code)
+		return ce.code
 	}
 	return 0
 }
@@ -42,6 +48,21 @@ var (
 // garbage is broken or hostile, and error frames are not free.
 const maxBadInARow = 20
 
+// Write buffer sizes. A wake-up of the writer appends every pending frame into one buffer and
+// writes it with one system call; past flushAt it writes what it has and goes on. The buffer
+// goes back to a pool when the writer stops, so an idle connection holds none, and one grown
+// by a large write is dropped rather than pooled.
+const (
+	flushAt  = 64 << 10
+	keepUpTo = 128 << 10
+)
+
+var writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// closeTimeout bounds the close handshake: how long a close frame may take to write, and how
+// long we wait for the peer's close before closing the TCP connection ourselves.
+const closeTimeout = 5 * time.Second
+
 // command is a subscription change, decided by the reader and carried out by the writer,
 // which owns the subscriptions.
 type command struct {
@@ -52,34 +73,47 @@ type command struct {
 	since       string
 }
 
-// conn is one WebSocket connection. The handler's goroutine reads frames, publishes, and hands
-// everything else to the writer through out and cmds. The writer owns subs and every write;
-// it is a goroutine started when there is something to do (a frame to send, a command, a
-// subscription with messages waiting, the end of the connection) and gone when there is
-// nothing left, so an idle connection holds one goroutine, the one blocked in Read
-// (coder/websocket cannot wait for a frame without one).
+// conn is one WebSocket connection. Reading is done by a goroutine that exists only while
+// frames are arriving (see read.go): an idle connection waits in the poller, not in a Read.
+// The reader publishes and hands everything else to the writer through out and cmds. The
+// writer owns subs and every write; it is a goroutine started when there is something to do
+// (a frame to send, a command, a subscription with messages waiting, the end of the
+// connection) and gone when there is nothing left. So an idle connection holds no goroutine.
 type conn struct {
-	h      *Handler
-	c      *websocket.Conn
-	p      Principal
-	ctx    context.Context // ended once the connection is closed
-	cancel context.CancelCauseFunc
+	h        *Handler
+	nc       net.Conn
+	br       *bufio.Reader // small; the reader's, under readMu
+	p        Principal
+	compress bool // permessage-deflate was negotiated
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	release  func() // Handler.Detach's; nil if none
 
 	cmds  chan command  // capacity 1; the reader then waits on taken
 	taken chan struct{} // capacity 1: the writer has taken a command
-	out   chan []byte   // control frames (ack, pong, error) from the reader
+	out   chan []byte   // encoded frames (replies, pongs, pings) from the reader and the pinger
 	wake  atomic.Bool   // some subscription has something to take
 
-	mu       sync.Mutex
-	running  bool          // a writer goroutine is active
-	why      error         // why the connection ends; set once, by end
-	closed   bool          // the writer has closed the connection
-	done     chan struct{} // closed by end
-	finished chan struct{} // closed by the writer once it has closed the connection
+	mu      sync.Mutex
+	running bool          // a writer goroutine is active
+	why     error         // why the connection ends; set once, by end
+	closed  bool          // the writer has closed the connection
+	done    chan struct{} // closed by end
+
+	// Keepalive: the timer alternates between sending a ping and checking for its pong.
+	ka       *time.Timer
+	pingSent int64        // unix ns of the ping awaiting its pong, 0 if none; the timer's alone
+	pongAt   atomic.Int64 // unix ns of the last pong
+	expiry   *time.Timer  // nil when the credentials do not expire
+
+	readMu sync.Mutex // held by whoever reads: a reader goroutine, or the writer at the close
+	rd     readState  // under readMu
 
 	// The writer's alone.
-	subs []*subscription
-	live []pending // reused between drains
+	subs    []*subscription
+	live    []pending // reused between drains
+	buf     *[]byte   // pending frames; nil while the writer is stopped
+	wfailed bool      // a write failed: the stream may end mid-frame, send no close frame
 }
 
 type pending struct {
@@ -107,18 +141,40 @@ func (s *subscription) delivered(m *hub.Message) bool {
 	return s.retained[m.Seq] || (s.startKnown && s.start < m.Seq && m.Seq <= s.sent)
 }
 
-func newConn(h *Handler, c *websocket.Conn, p Principal, parent context.Context) *conn {
+func newConn(h *Handler, nc net.Conn, br *bufio.Reader, p Principal, compress bool, parent context.Context) *conn {
 	// The request's context is not for use after a hijack; keep its values only.
 	ctx, cancel := context.WithCancelCause(context.WithoutCancel(parent))
-	return &conn{
-		h: h, c: c, p: p, ctx: ctx, cancel: cancel,
+	c := &conn{
+		h: h, nc: nc, br: br, p: p, compress: compress, ctx: ctx, cancel: cancel,
 		cmds: make(chan command, 1), taken: make(chan struct{}, 1), out: make(chan []byte, 16),
-		done: make(chan struct{}), finished: make(chan struct{}),
+		done: make(chan struct{}),
 	}
+	c.rd.frames = newBucket(h.FrameRate, int(2*h.FrameRate))
+	c.rd.pubs = newBucket(h.PublishRate, h.PublishBurst)
+	return c
+}
+
+// start begins serving an accepted connection: pings, the expiry of its credentials, and
+// reading. It returns at once.
+func (c *conn) start() {
+	c.pongAt.Store(time.Now().UnixNano())
+	c.mu.Lock() // the writer may already be running (and finishing)
+	if !c.closed {
+		c.ka = time.AfterFunc(c.h.PingInterval, c.tick)
+		if t := c.p.Expires(); !t.IsZero() {
+			c.expiry = time.AfterFunc(time.Until(t), func() {
+				c.end(&closeError{code: CloseUnauthorized, reason: "credentials expired"})
+			})
+		}
+	}
+	c.mu.Unlock()
+	c.startReading()
 }
 
 // shutdown ends the connection with 1001; it does not wait.
-func (c *conn) shutdown() { c.end(&closeError{CloseGoingAway, "server is shutting down"}) }
+func (c *conn) shutdown() {
+	c.end(&closeError{code: CloseGoingAway, reason: "server is shutting down"})
+}
 
 // notify is every subscription's Notify callback. It must not block.
 func (c *conn) notify() {
@@ -150,55 +206,72 @@ func (c *conn) kick() {
 	go c.writer()
 }
 
-// serve serves the connection until it ends and returns why.
-func (c *conn) serve() error {
-	var wg sync.WaitGroup
-	ka := c.keepalive(&wg)
-	if t := c.p.Expires(); !t.IsZero() {
-		timer := time.AfterFunc(time.Until(t), func() { c.end(&closeError{CloseUnauthorized, "credentials expired"}) })
-		defer timer.Stop()
+func (c *conn) ending() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
 	}
-	c.end(c.read())
-	<-c.finished
+}
+
+// tick is the keepalive timer: it sends a ping, and PongTimeout later checks that a pong
+// came back. Between the two it holds no goroutine; the reader records pongs.
+func (c *conn) tick() {
 	c.mu.Lock()
-	why := c.why
+	ka := c.ka
 	c.mu.Unlock()
-	c.cancel(why)
-	ka.stop()
-	// The writer is gone for good (closed), so subs are ours now.
-	for _, s := range c.subs {
-		s.sub.Close()
+	if c.ending() {
+		return
 	}
-	wg.Wait()
-	return why
+	now := time.Now().UnixNano()
+	if c.pingSent != 0 {
+		if c.pongAt.Load() < c.pingSent {
+			c.end(errDeadPeer)
+			c.nc.SetWriteDeadline(time.Now()) // abort a write in progress too
+			return
+		}
+		c.pingSent = 0
+		ka.Reset(max(c.h.PingInterval-c.h.PongTimeout, c.h.PingInterval/2))
+		return
+	}
+	c.pingSent = now
+	select {
+	case c.out <- ws.CompiledPing:
+		c.kick()
+	default: // the writer has a backlog; it will time out if the peer is gone
+	}
+	ka.Reset(c.h.PongTimeout)
 }
 
 // writer does what there is to do, then ends. Once the connection is to end, it closes it.
 func (c *conn) writer() {
+	// Let the goroutine that kicked us go on first: the hub offers a batch of messages to
+	// every subscriber one message at a time, and a writer that ran at the first would write
+	// one frame per system call. Yielding once lets the rest of the batch arrive, so a
+	// wake-up writes them all (measured at saturation: about 11 frames per write instead of
+	// one, a quarter of the CPU per delivery; docs/design-ws.md).
+	runtime.Gosched()
+	c.buf = writeBuffers.Get().(*[]byte)
 	for {
-		select {
-		case <-c.done:
-			c.mu.Lock()
-			why := c.why
-			c.mu.Unlock()
-			c.finish(why)
-			c.mu.Lock()
-			c.closed, c.running = true, false
-			c.mu.Unlock()
-			close(c.finished)
+		if c.ending() {
+			c.finish()
 			return
-		default:
 		}
-		worked, err := c.step()
+		err := c.collect()
+		if err == nil {
+			err = c.flush()
+		}
 		if err != nil {
 			c.end(err)
 			continue
 		}
-		if worked {
-			continue
+		// Nothing to do: stop, unless work arrived after collect looked and before running
+		// is cleared (its kick found the writer running).
+		if cap(*c.buf) <= keepUpTo {
+			writeBuffers.Put(c.buf)
 		}
-		// Nothing to do: stop, unless work arrived after step looked and before running is
-		// cleared (its kick found the writer running).
+		c.buf = nil
 		c.mu.Lock()
 		c.running = false
 		c.mu.Unlock()
@@ -212,115 +285,137 @@ func (c *conn) writer() {
 		}
 		c.running = true
 		c.mu.Unlock()
+		c.buf = writeBuffers.Get().(*[]byte)
 	}
 }
 
-func (c *conn) ending() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// step does one piece of work: frames from the reader first, then a command (the reader sent
-// those frames before it), then what subscriptions have waiting.
-func (c *conn) step() (bool, error) {
-	select {
-	case f := <-c.out:
-		return true, c.write(c.ctx, f)
-	default:
-	}
-	select {
-	case cmd := <-c.cmds:
-		c.taken <- struct{}{}
-		if cmd.unsubscribe {
-			return true, c.unsubscribe(c.ctx, cmd)
+// collect appends every pending frame to the write buffer: frames from the reader first,
+// then a command (the reader sent those frames before it), then what subscriptions have
+// waiting, until there is nothing left or the connection is to end.
+func (c *conn) collect() error {
+	for !c.ending() {
+		select {
+		case f := <-c.out:
+			if err := c.add(f); err != nil {
+				return err
+			}
+			continue
+		default:
 		}
-		return true, c.subscribe(c.ctx, cmd)
-	default:
+		select {
+		case cmd := <-c.cmds:
+			c.taken <- struct{}{}
+			var err error
+			if cmd.unsubscribe {
+				err = c.unsubscribe(c.ctx, cmd)
+			} else {
+				err = c.subscribe(c.ctx, cmd)
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		default:
+		}
+		if c.wake.Swap(false) {
+			if err := c.drain(c.ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		return nil
 	}
-	if c.wake.Swap(false) {
-		return true, c.drain(c.ctx)
-	}
-	return false, nil
+	return nil
 }
 
-// finish closes the connection as err says: with our close code, or at once when the peer
-// is gone, already closed, or was closed by the library (1009 past the read limit).
-func (c *conn) finish(err error) {
-	var ce *closeError
-	if errors.As(err, &ce) {
-		c.c.Close(ce.code, reason(ce.reason))
-		return
+// add appends a frame to the write buffer, writing the buffer out once it is large.
+func (c *conn) add(f []byte) error {
+	*c.buf = append(*c.buf, f...)
+	if len(*c.buf) >= flushAt {
+		return c.flush()
 	}
-	c.c.CloseNow()
+	return nil
 }
 
-func (c *conn) write(ctx context.Context, b []byte) error {
-	wctx, cancel := context.WithTimeout(ctx, c.h.WriteTimeout)
-	defer cancel()
-	if err := c.c.Write(wctx, websocket.MessageText, b); err != nil {
-		if wctx.Err() != nil && ctx.Err() == nil {
-			return &closeError{CloseSlowConsumer, "write timed out: slow consumer"}
+// addText appends a per-connection text frame (ack, error, gap, subscribed).
+func (c *conn) addText(p []byte) error {
+	return c.add(appendText(nil, p, c.compress && len(p) >= c.h.CompressionThreshold))
+}
+
+// flush writes the buffer with one write under WriteTimeout.
+func (c *conn) flush() error {
+	b := *c.buf
+	if len(b) == 0 {
+		return nil
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(c.h.WriteTimeout))
+	_, err := c.nc.Write(b)
+	*c.buf = b[:0]
+	if cap(b) > keepUpTo {
+		*c.buf = make([]byte, 0, 4096) // release what a large write grew
+	}
+	if err != nil {
+		c.wfailed = true
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return &closeError{code: CloseSlowConsumer, reason: "write timed out: slow consumer"}
 		}
 		return err
 	}
 	return nil
 }
 
-// pinger pings the peer every PingInterval from a timer: between pings it holds no goroutine,
-// only while a ping waits for its pong (the reader delivers the pong).
-type pinger struct {
-	mu      sync.Mutex
-	t       *time.Timer
-	stopped bool
-	wg      *sync.WaitGroup
-}
-
-// keepalive starts pinging; a peer that does not answer in time is dead and the connection
-// ends with errDeadPeer.
-func (c *conn) keepalive(wg *sync.WaitGroup) *pinger {
-	p := &pinger{wg: wg}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	wg.Add(1) // for the first ping
-	p.t = time.AfterFunc(c.h.PingInterval, func() {
-		defer wg.Done()
-		pctx, done := context.WithTimeout(c.ctx, c.h.PongTimeout)
-		err := c.c.Ping(pctx)
-		done()
-		if err != nil {
-			if c.ctx.Err() == nil {
-				c.cancel(errDeadPeer) // abort a write in progress too
-				c.end(errDeadPeer)
-			}
-			return
-		}
-		p.arm(c.h.PingInterval)
-	})
-	return p
-}
-
-// arm schedules the next ping unless the connection has ended. Each armed timer counts in
-// wg, so that run waits for a ping in flight.
-func (p *pinger) arm(d time.Duration) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.stopped {
-		p.wg.Add(1)
-		p.t.Reset(d)
+// finish closes the connection as its reason says: with our close code (then waiting for the
+// peer's close, as RFC 6455 has the server close TCP last), by echoing the peer's close, or at
+// once when the peer is gone or the stream is broken. Then it releases everything.
+func (c *conn) finish() {
+	c.mu.Lock()
+	why, ka, expiry := c.why, c.ka, c.expiry
+	c.closed = true // no timer starts after this (start checks)
+	c.mu.Unlock()
+	c.cancel(why)
+	if ka != nil {
+		ka.Stop()
 	}
-}
-
-func (p *pinger) stop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.stopped = true
-	if p.t.Stop() {
-		p.wg.Done() // the armed ping will not run
+	if expiry != nil {
+		expiry.Stop()
 	}
+	var ce *closeError
+	sent := false
+	if errors.As(why, &ce) && !c.wfailed {
+		c.nc.SetWriteDeadline(time.Now().Add(closeTimeout))
+		_, err := c.nc.Write(closeFrame(ce.code, ce.reason))
+		sent = err == nil && !ce.peer
+	}
+	if sent {
+		c.nc.SetReadDeadline(time.Now().Add(closeTimeout)) // a reader now reads the peer's close or ends
+	} else {
+		c.nc.SetReadDeadline(time.Now()) // end a reader at once
+	}
+	c.readMu.Lock()
+	if sent {
+		c.awaitClose()
+	}
+	c.stopReading()
+	c.readMu.Unlock()
+	c.nc.Close()
+	if c.buf != nil && cap(*c.buf) <= keepUpTo {
+		*c.buf = (*c.buf)[:0]
+		writeBuffers.Put(c.buf)
+	}
+	c.buf = nil
+	c.mu.Lock()
+	c.closed, c.running = true, false
+	c.mu.Unlock()
+	// The writer is gone for good (closed), so nobody else touches subs.
+	for _, s := range c.subs {
+		s.sub.Close()
+	}
+	c.subs = nil
+	c.h.untrack(c)
+	if c.release != nil {
+		c.release()
+	}
+	c.h.end(why)
 }
 
 // subscribe carries out a subscribe op: the gap notice first, then the subscription's
@@ -328,14 +423,14 @@ func (p *pinger) stop() {
 func (c *conn) subscribe(ctx context.Context, cmd command) error {
 	if len(c.subs) >= c.h.MaxSubscriptions {
 		err := fmt.Errorf("%w: at most %d", ErrTooMany, c.h.MaxSubscriptions)
-		return c.write(ctx, errorFrame(cmd.ref, c.h.code(err), err.Error()))
+		return c.addText(errorFrame(cmd.ref, c.h.code(err), err.Error()))
 	}
 	sub, err := c.h.Hub.Subscribe(ctx, hub.Request{Filter: cmd.filter, After: cmd.since, Identity: c.p.Identity(), Expires: c.p.Expires()})
 	if errors.Is(err, hub.ErrClosed) {
-		return &closeError{CloseRestart, "server is restarting: reconnect and resume"}
+		return &closeError{code: CloseRestart, reason: "server is restarting: reconnect and resume"}
 	}
 	if err != nil {
-		return c.write(ctx, c.errorFrame(cmd.ref, err))
+		return c.addText(c.errorFrame(cmd.ref, err))
 	}
 	s := &subscription{ref: cmd.ref, sub: sub}
 	g := sub.Gap()
@@ -353,14 +448,14 @@ func (c *conn) subscribe(ctx context.Context, cmd command) error {
 	sub.Notify(c.notify)
 	c.wake.Store(true) // the writer is running: it looks again before it stops
 	if g != nil {
-		return c.write(ctx, gapFrame(cmd.ref, g))
+		return c.addText(gapFrame(cmd.ref, g))
 	}
 	return nil
 }
 
 // unsubscribe ends every subscription whose topics and patterns are all among those listed.
 // It is acknowledged even when none matched, so that it can be repeated safely.
-func (c *conn) unsubscribe(ctx context.Context, cmd command) error {
+func (c *conn) unsubscribe(_ context.Context, cmd command) error {
 	c.subs = slices.DeleteFunc(c.subs, func(s *subscription) bool {
 		for _, e := range s.sub.Filter().Entries() {
 			if !slices.Contains(cmd.entries, e) {
@@ -370,7 +465,7 @@ func (c *conn) unsubscribe(ctx context.Context, cmd command) error {
 		s.sub.Close()
 		return true
 	})
-	return c.write(ctx, ackFrame(cmd.ref, ""))
+	return c.addText(ackFrame(cmd.ref, ""))
 }
 
 // drain takes what every subscription has: catch-up pages for those still catching up, then
@@ -391,7 +486,7 @@ func (c *conn) drain(ctx context.Context) error {
 				return c.internal(err)
 			}
 			for _, m := range b.Messages {
-				if err := c.send(ctx, s, m); err != nil {
+				if err := c.send(s, m); err != nil {
 					return err
 				}
 			}
@@ -402,7 +497,7 @@ func (c *conn) drain(ctx context.Context) error {
 					}
 					s.sent = max(s.sent, seq)
 				}
-				if err := c.write(ctx, subscribedFrame(s.ref, b.Position)); err != nil {
+				if err := c.addText(subscribedFrame(s.ref, b.Position)); err != nil {
 					return err
 				}
 			}
@@ -429,7 +524,7 @@ func (c *conn) drain(ctx context.Context) error {
 	}
 	for i, p := range live {
 		live[i] = pending{}
-		if err := c.send(ctx, p.s, p.m); err != nil {
+		if err := c.send(p.s, p.m); err != nil {
 			return err
 		}
 	}
@@ -440,8 +535,8 @@ func (c *conn) drain(ctx context.Context) error {
 	return nil
 }
 
-// send writes m for s unless another subscription of this connection has delivered it.
-func (c *conn) send(ctx context.Context, s *subscription, m *hub.Message) error {
+// send appends m for s unless another subscription of this connection has delivered it.
+func (c *conn) send(s *subscription, m *hub.Message) error {
 	dup := false
 	if len(c.subs) > 1 {
 		for _, o := range c.subs {
@@ -459,7 +554,7 @@ func (c *conn) send(ctx context.Context, s *subscription, m *hub.Message) error 
 	if dup {
 		return nil
 	}
-	return c.write(ctx, encoded(m))
+	return c.add(messageFrame(m, c.compress, c.h.CompressionThreshold))
 }
 
 // ended maps why the hub ended a subscription to a close code. The client reconnects and
@@ -467,18 +562,18 @@ func (c *conn) send(ctx context.Context, s *subscription, m *hub.Message) error 
 func ended(err error) error {
 	switch {
 	case errors.Is(err, hub.ErrSlow):
-		return &closeError{CloseSlowConsumer, "too slow: messages were waiting too long; reconnect and resume"}
+		return &closeError{code: CloseSlowConsumer, reason: "too slow: messages were waiting too long; reconnect and resume"}
 	case errors.Is(err, hub.ErrClosed):
-		return &closeError{CloseRestart, "server is restarting: reconnect and resume"}
+		return &closeError{code: CloseRestart, reason: "server is restarting: reconnect and resume"}
 	case errors.Is(err, hub.ErrEpoch):
-		return &closeError{CloseRestart, "the message log was reset: reconnect"}
+		return &closeError{code: CloseRestart, reason: "the message log was reset: reconnect"}
 	}
-	return &closeError{CloseInternal, "subscription ended: " + fmt.Sprint(err)}
+	return &closeError{code: CloseInternal, reason: "subscription ended: " + fmt.Sprint(err)}
 }
 
 func (c *conn) internal(err error) error {
 	c.h.Logger.Error("ws: reading the log", "err", err)
-	return &closeError{CloseInternal, "internal error: reconnect and resume"}
+	return &closeError{code: CloseInternal, reason: "internal error: reconnect and resume"}
 }
 
 func (c *conn) errorFrame(ref json.RawMessage, err error) []byte {
@@ -489,138 +584,4 @@ func (c *conn) errorFrame(ref json.RawMessage, err error) []byte {
 		msg = "internal error"
 	}
 	return errorFrame(ref, code, msg)
-}
-
-// read parses frames until the connection ends. It returns a *closeError for a protocol
-// violation it closes on, or the library's error.
-func (c *conn) read() error {
-	frames := newBucket(c.h.FrameRate, int(2*c.h.FrameRate))
-	pubs := newBucket(c.h.PublishRate, c.h.PublishBurst)
-	bad := 0
-	for {
-		// Not c.ctx: coder/websocket would register a context.AfterFunc for every Read, held
-		// for as long as an idle connection waits. The writer closes the connection when it
-		// ends, which ends this Read.
-		typ, data, err := c.c.Read(context.Background())
-		if err != nil {
-			return err
-		}
-		if !frames.allow(time.Now()) {
-			return &closeError{CloseRateLimited, "too many frames per second"}
-		}
-		if typ == websocket.MessageText && !utf8.Valid(data) {
-			// RFC 6455 8.1: a text frame with invalid UTF-8 fails the connection with 1007.
-			// coder/websocket leaves that check to us.
-			return &closeError{CloseInvalidData, "text frame is not valid UTF-8"}
-		}
-		var reply []byte
-		var req request
-		if typ != websocket.MessageText {
-			err = fmt.Errorf("%w: binary frames are not supported: send JSON in text frames", ErrBadRequest)
-		} else {
-			req, err = parse(data)
-		}
-		if err == nil {
-			reply, err = c.handle(req, pubs)
-		}
-		if err != nil {
-			reply = c.errorFrame(req.Ref, err)
-			if bad++; bad >= maxBadInARow {
-				if errors.Is(err, ErrRateLimited) {
-					return &closeError{CloseRateLimited, "kept publishing over the rate limit"}
-				}
-				return &closeError{ClosePolicy, "too many bad requests in a row"}
-			}
-		} else {
-			bad = 0
-		}
-		if reply == nil {
-			continue
-		}
-		select {
-		case c.out <- reply:
-			c.kick()
-		case <-c.done:
-			return errEnding
-		}
-	}
-}
-
-// handle carries out one op. Subscription changes go to the writer, which acknowledges them;
-// publish and ping are answered here.
-func (c *conn) handle(req request, pubs *bucket) ([]byte, error) {
-	switch req.Op {
-	case "ping":
-		return pongFrame(req.Ref), nil
-	case "subscribe", "unsubscribe":
-		if len(req.Topics) == 0 && req.Topic != "" {
-			req.Topics = []string{req.Topic}
-		}
-		f, err := hub.NewFilter(req.Topics)
-		if err != nil {
-			return nil, err
-		}
-		cmd := command{unsubscribe: req.Op == "unsubscribe", ref: req.Ref, filter: f, entries: f.Entries(), since: req.Since}
-		if !cmd.unsubscribe {
-			if err := c.p.CanSubscribe(f); err != nil {
-				return nil, err
-			}
-		}
-		// Wait until the writer has taken it, as with an unbuffered channel: frames after
-		// this one are handled after the subscription change has started.
-		select {
-		case c.cmds <- cmd:
-			c.kick()
-		case <-c.done:
-			return nil, errEnding
-		}
-		select {
-		case <-c.taken:
-			return nil, nil
-		case <-c.done:
-			return nil, errEnding
-		}
-	case "publish":
-		if !pubs.allow(time.Now()) {
-			return nil, fmt.Errorf("%w: at most %g publishes per second", ErrRateLimited, c.h.PublishRate)
-		}
-		m, err := req.message()
-		if err != nil {
-			return nil, err
-		}
-		if err := c.p.CanPublish(m.Topics); err != nil && !(c.h.AllowAnonymousPublish && c.h.code(err) == "unauthorized") {
-			return nil, err
-		}
-		pctx, cancel := context.WithTimeout(c.ctx, c.h.WriteTimeout)
-		defer cancel()
-		if _, err := c.h.Hub.Publish(pctx, []*hub.Message{m}); err != nil {
-			return nil, err
-		}
-		return ackFrame(req.Ref, m.ID), nil
-	case "":
-		return nil, fmt.Errorf("%w: missing op (subscribe, unsubscribe, publish or ping)", ErrBadRequest)
-	}
-	return nil, fmt.Errorf("%w: unknown op %.40q (subscribe, unsubscribe, publish or ping)", ErrBadRequest, req.Op)
-}
-
-// bucket is a token bucket, used by one goroutine.
-type bucket struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-func newBucket(rate float64, burst int) *bucket {
-	return &bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
-}
-
-func (b *bucket) allow(now time.Time) bool {
-	if !b.last.IsZero() {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }

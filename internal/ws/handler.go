@@ -3,9 +3,10 @@
 //
 // A connection may hold several subscriptions; each one is a hub.Subscription with exactly the
 // semantics of the SSE transport: catch-up from history or retained values, then live messages,
-// a gap notice first when the resume point cannot be honoured, eviction of slow consumers. The
-// handler goroutine reads frames; a writer goroutine, started when there is something to send
-// and gone when there is not, owns every subscription and every write.
+// a gap notice first when the resume point cannot be honoured, eviction of slow consumers.
+// Frames are read, checked, built and compressed with github.com/gobwas/ws. An idle connection
+// holds no goroutine: its socket waits in a poller (internal/netpoll) until a frame arrives,
+// and a writer goroutine exists only while there is something to send (docs/design-ws.md).
 package ws
 
 import (
@@ -13,16 +14,22 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"path"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 
 	"github.com/herald-push/herald/internal/hub"
+	"github.com/herald-push/herald/internal/netpoll"
 )
 
 // ErrBadRequest is wrapped by errors in a client's frame.
@@ -76,17 +83,24 @@ type Handler struct {
 	FrameRate        float64       // frames of any kind per second; past it: close 4029; 0 means 200
 	PingInterval     time.Duration // WebSocket ping interval; 0 means 20s
 	PongTimeout      time.Duration // a peer that does not answer a ping within this is dead; 0 means 10s
-	WriteTimeout     time.Duration // per write; 0 means 10s
+	WriteTimeout     time.Duration // per write, and for the rest of a frame that has begun to arrive; 0 means 10s
 	MaxBatch         int           // messages taken from a subscription at once; 0 means 256
+
+	// Detach, if set, is called when an upgraded connection outlives its handler (ServeHTTP
+	// returns at once; reading and writing go on without it), and release when the
+	// connection ends: the server moves its connection-limit slots there, which its middleware
+	// would otherwise free when the handler returns.
+	Detach func(r *http.Request) (release func())
 
 	Logger  *slog.Logger    // nil means slog.Default()
 	OnStart func()          // if set, told of each accepted connection (for metrics)
 	OnEnd   func(err error) // if set, told why each accepted connection ended
 
-	once  sync.Once
-	mu    sync.Mutex
-	conns map[*conn]struct{}
-	shut  bool
+	once   sync.Once
+	poller netpoll.Poller // idle connections wait here for their next frame
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	shut   bool
 }
 
 func (h *Handler) defaults() {
@@ -156,46 +170,113 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		p = anyone{}
 	}
-	opts := &websocket.AcceptOptions{OriginPatterns: h.OriginPatterns}
+	// Without an Origin check any site a user visits could open a socket with the user's
+	// cookies (Cross-Site WebSocket Hijacking).
+	if !upgradeRequested(r) {
+		w.Header().Set("Connection", "Upgrade")
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "WebSocket protocol violation: expected an Upgrade: websocket request", http.StatusUpgradeRequired)
+		return
+	}
+	if err := checkOrigin(r, h.OriginPatterns); err != nil {
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+	u := ws.HTTPUpgrader{Timeout: h.WriteTimeout}
+	var ext *wsflate.Extension
 	if h.Compression {
 		// No context takeover: each message is compressed on its own, so a connection keeps no
-		// 32 KiB window and no 1.2 MB flate writer between messages.
-		opts.CompressionMode = websocket.CompressionNoContextTakeover
-		opts.CompressionThreshold = h.CompressionThreshold
+		// 32 KiB window between messages, and a message's compressed frame is the same for
+		// every connection (it is compressed once, frame.go).
+		ext = &wsflate.Extension{Parameters: wsflate.Parameters{ServerNoContextTakeover: true, ClientNoContextTakeover: true}}
+		u.Negotiate = ext.Negotiate
 	}
-	// Accept checks the Origin header against the request's host and OriginPatterns: without
-	// that check any site a user visits could open a socket with the user's cookies
-	// (Cross-Site WebSocket Hijacking). It answers 403 itself.
-	c, err := websocket.Accept(smallBuffers{w}, r, opts)
+	nc, brw, _, err := u.Upgrade(r, smallBuffers{w})
 	if err != nil {
-		return // Accept has answered the HTTP request
+		if nc != nil {
+			nc.Close() // the upgrader has answered with an HTTP error
+		}
+		return
+	}
+	compress := false
+	if ext != nil {
+		_, compress = ext.Accepted()
 	}
 	if h.OnStart != nil {
 		h.OnStart()
 	}
+	c := newConn(h, nc, brw.Reader, p, compress, r.Context())
+	if h.Detach != nil {
+		c.release = h.Detach(r)
+	}
 	if perr != nil {
-		code := websocket.StatusCode(CloseUnauthorized)
+		code := CloseUnauthorized
 		switch h.code(perr) {
 		case "forbidden", "origin":
 			code = CloseForbidden
 		case "overloaded", "unavailable", "rate_limited":
 			code = CloseTryAgain
 		}
-		c.Close(code, reason(perr.Error()))
-		h.end(perr)
+		c.end(&closeError{code: code, reason: perr.Error(), cause: perr})
 		return
 	}
-	// The limit applies to the decompressed message: a small deflate bomb still stops at
-	// MaxMessage bytes and the connection is closed with 1009.
-	c.SetReadLimit(h.MaxMessage)
-	cn := newConn(h, c, p, r.Context())
-	if !h.track(cn) {
-		c.Close(CloseGoingAway, "server is shutting down")
-		h.end(hub.ErrClosed)
+	if !h.track(c) {
+		c.end(&closeError{code: CloseGoingAway, reason: "server is shutting down", cause: hub.ErrClosed})
 		return
 	}
-	defer h.untrack(cn)
-	h.end(cn.serve())
+	// The handler's goroutine returns now; net/http forgets a hijacked connection.
+	c.start()
+}
+
+// upgradeRequested reports whether r asks for a WebSocket at all; other requests get 426, as
+// before the switch to gobwas/ws (whose upgrader answers 400 after hijacking).
+func upgradeRequested(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkOrigin allows a request without Origin (not a browser), one from the request's own
+// host, and one whose host (or scheme://host, for a pattern with a scheme) matches a pattern.
+// These are the rules coder/websocket's Accept applied before the switch to gobwas/ws.
+func checkOrigin(r *http.Request, patterns []string) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil {
+		return fmt.Errorf("failed to parse Origin header %q: %w", origin, err)
+	}
+	if strings.EqualFold(r.Host, u.Host) {
+		return nil
+	}
+	for _, pattern := range patterns {
+		target := u.Host
+		if strings.Contains(pattern, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		ok, err := path.Match(strings.ToLower(pattern), strings.ToLower(target))
+		if err != nil {
+			return errors.New(http.StatusText(http.StatusForbidden)) // a bad pattern allows nothing
+		}
+		if ok {
+			return nil
+		}
+	}
+	if u.Host == "" {
+		return fmt.Errorf("request Origin %q is not a valid URL with a host", origin)
+	}
+	return fmt.Errorf("request Origin %q is not authorized for Host %q", u.Host, r.Host)
 }
 
 func (h *Handler) end(err error) {
@@ -270,16 +351,16 @@ func (anyone) CanPublish([]string) error      { return nil }
 func (anyone) Expires() time.Time             { return time.Time{} }
 
 // Buffer sizes of a connection after the upgrade. net/http hands over a 4 KiB reader and a
-// 4 KiB writer, which coder/websocket keeps for the life of the connection: 8 KiB of an idle
-// connection's memory. Frames from clients are small JSON ops, and a frame or message larger
-// than a buffer bypasses it (bufio reads into and writes from the caller's slice), so small
-// buffers cost at most one more system call for a large message.
+// 4 KiB writer; we keep a 512-byte reader for the life of the connection (frames from clients
+// are small JSON ops, and a larger one bypasses the buffer: bufio reads into the caller's
+// slice), and a writer only for the handshake's response (frames are written from the
+// connection's own buffer, conn.go).
 const (
 	readBufferSize  = 512
-	writeBufferSize = 1024
+	writeBufferSize = 512
 )
 
-// smallBuffers is the ResponseWriter given to websocket.Accept: its Hijack swaps net/http's
+// smallBuffers is the ResponseWriter given to the upgrader: its Hijack swaps net/http's
 // buffers for small ones. Bytes the client sent after the handshake that net/http has already
 // buffered are read first.
 type smallBuffers struct{ http.ResponseWriter }
@@ -293,8 +374,8 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		nc.Close()
 		return nil, nil, err
 	}
-	// Accept keeps only what is in the reader's buffer (it Resets the reader onto nc), so the
-	// bytes net/http had buffered go into the new buffer, not into a reader in front of nc.
+	// The bytes net/http had buffered go into the new buffer, so that the poller (which sees
+	// only the socket) is not needed to find them: reading starts at once when there are any.
 	br := bufio.NewReaderSize(nc, readBufferSize)
 	if n := brw.Reader.Buffered(); n > 0 {
 		b := make([]byte, n)

@@ -13,9 +13,10 @@ import (
 // credentials after 4001 and 4003; it should slow down after 4029.
 const (
 	CloseGoingAway     = 1001 // the server is going away and this connection has no subscription to resume
-	CloseInvalidData   = 1007 // a text frame was not valid UTF-8
+	CloseProtocol      = 1002 // a frame broke RFC 6455 (bad header, opcode, close frame...)
+	CloseInvalidData   = 1007 // a text frame was not valid UTF-8, or compressed data was invalid
 	ClosePolicy        = 1008 // too many bad requests in a row
-	CloseTooLarge      = 1009 // a message over the read limit (sent by the library)
+	CloseTooLarge      = 1009 // a message over the read limit, also after decompression
 	CloseInternal      = 1011 // the log failed; reconnect and resume
 	CloseRestart       = 1012 // the server is restarting or its log was reset; reconnect and resume
 	CloseTryAgain      = 1013 // too many connections for now; reconnect later
@@ -73,15 +74,10 @@ func (r *request) message() (*hub.Message, error) {
 	return m, err
 }
 
-var messageSlot = hub.EncodingSlot()
-
-// encoded returns the message frame, {"type":"message"} merged into the message's shared JSON
-// form, encoded once for every connection that sends it.
+// encoded returns the message frame's JSON: {"type":"message"} merged into the message's
+// shared JSON form. It is computed once per message, inside its cached frame (frame.go).
 func encoded(m *hub.Message) []byte {
-	return m.Encoded(messageSlot, func(m *hub.Message) []byte {
-		b := append([]byte(messagePrefixBytes), m.AppendJSON(nil)[1:]...)
-		return b
-	})
+	return append([]byte(messagePrefixBytes), m.AppendJSON(nil)[1:]...)
 }
 
 // Server-to-client frames other than messages. They are small and per connection.

@@ -1,0 +1,4 @@
+package sse
+
+// hijackSupported: the pool needs non-blocking socket writes and epoll (internal/netpoll).
+const hijackSupported = true
