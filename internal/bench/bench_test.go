@@ -40,7 +40,7 @@ func TestTransports(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%d deliveries, %.0f wire bytes each, p99 %.1f ms", r.Delivered, r.BytesPerDelivery, r.P99)
+			t.Logf("%d deliveries, %.0f wire bytes each, p99 %.1f ms, dropped %d (%s)", r.Delivered, r.BytesPerDelivery, r.P99, r.Dropped, r.DropError)
 			if r.Published == 0 || r.Expected == 0 {
 				t.Fatalf("published %d, expected %d deliveries: want both above 0", r.Published, r.Expected)
 			}
