@@ -268,9 +268,7 @@ func (c *conn) writer() {
 		}
 		// Nothing to do: stop, unless work arrived after collect looked and before running
 		// is cleared (its kick found the writer running).
-		if cap(*c.buf) <= keepUpTo {
-			writeBuffers.Put(c.buf)
-		}
+		writeBuffers.Put(c.buf) // flush never leaves it over keepUpTo
 		c.buf = nil
 		c.mu.Lock()
 		c.running = false
@@ -339,10 +337,17 @@ func (c *conn) add(f []byte) error {
 
 // addText appends a per-connection text frame (ack, error, gap, subscribed).
 func (c *conn) addText(p []byte) error {
-	return c.add(appendText(nil, p, c.compress && len(p) >= c.h.CompressionThreshold))
+	return c.add(c.textFrame(p))
 }
 
-// flush writes the buffer with one write under WriteTimeout.
+// textFrame compiles a per-connection text frame, compressed when the connection negotiated
+// compression and p is at least the threshold.
+func (c *conn) textFrame(p []byte) []byte {
+	return appendText(nil, p, c.compress && len(p) >= c.h.CompressionThreshold)
+}
+
+// flush writes the buffer with one write under WriteTimeout. It swaps a buffer grown past
+// keepUpTo for a small one, so the buffer the writer pools is never large.
 func (c *conn) flush() error {
 	b := *c.buf
 	if len(b) == 0 {
@@ -398,7 +403,7 @@ func (c *conn) finish() {
 	c.stopReading()
 	c.readMu.Unlock()
 	c.nc.Close()
-	if c.buf != nil && cap(*c.buf) <= keepUpTo {
+	if c.buf != nil {
 		*c.buf = (*c.buf)[:0]
 		writeBuffers.Put(c.buf)
 	}

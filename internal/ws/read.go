@@ -321,7 +321,7 @@ func (c *conn) message() error {
 	if reply == nil {
 		return nil
 	}
-	return c.reply(appendText(nil, reply, c.compress && len(reply) >= c.h.CompressionThreshold))
+	return c.reply(c.textFrame(reply))
 }
 
 // handle carries out one op. Subscription changes go to the writer, which acknowledges them;
