@@ -30,7 +30,7 @@ func (l *Log) Append(ctx context.Context, msgs []*hub.Message) ([]bool, error) {
 		atomic.StoreInt32(&l.broken, 0)
 	}
 	if atomic.LoadInt32(&l.unverified) == 1 { // ids of another epoch would name other messages
-		if err := l.checkEpoch(ctx); err != nil {
+		if err := l.checkEpoch(ctx, l.Epoch()); err != nil {
 			return nil, fmt.Errorf("jetstream: append %d messages: %w", len(msgs), unavailable(err))
 		}
 		atomic.StoreInt32(&l.unverified, 0)

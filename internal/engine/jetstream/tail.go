@@ -20,7 +20,12 @@ import (
 // A recreated consumer may face a recreated stream, whose sequences mean other messages: Tail
 // checks the epoch before delivering from a new consumer, and every epochCheck while idle, and
 // returns an error wrapping hub.ErrUnavailable if it changed; the caller restarts with a new Log.
+// The epoch compared is the one Tail started in: Last, called meanwhile by a subscriber
+// resuming or a history read, may adopt a recreated stream's epoch, and this tail must then
+// stop rather than go on from its old position in the new stream (which would skip the new
+// stream's first messages silently).
 func (l *Log) Tail(ctx context.Context, after uint64, deliver func(*hub.Message)) error {
+	epoch := l.Epoch()
 	cons, err := l.js.OrderedConsumer(ctx, l.stream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   after + 1,
@@ -42,7 +47,7 @@ func (l *Log) Tail(ctx context.Context, after uint64, deliver func(*hub.Message)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		l.watchEpoch(wctx, func(err error) {
+		l.watchEpoch(wctx, epoch, func(err error) {
 			failed <- err
 			it.Stop()
 		})
@@ -70,11 +75,14 @@ func (l *Log) Tail(ctx context.Context, after uint64, deliver func(*hub.Message)
 		}
 		if md.Consumer != consumer {
 			if consumer != "" { // recreated: is this still our stream?
-				if err := l.checkEpoch(ctx); err != nil {
+				if err := l.checkEpoch(ctx, epoch); err != nil {
 					return err
 				}
 			}
 			consumer = md.Consumer
+		}
+		if now := l.Epoch(); now != epoch {
+			return fmt.Errorf("jetstream: %w: epoch %q, was %q", errEpoch, now, epoch)
 		}
 		msg, err := l.decode(l.topicBase, m.Subject(), m.Headers(), m.Data(), md.Sequence.Stream, md.Timestamp)
 		if err != nil {
@@ -87,7 +95,7 @@ func (l *Log) Tail(ctx context.Context, after uint64, deliver func(*hub.Message)
 // watchEpoch calls fail once if the stream's epoch changes or the stream disappears, checking
 // every l.epochCheck until ctx ends. Errors reaching NATS are not failures: the connection
 // recovers by itself.
-func (l *Log) watchEpoch(ctx context.Context, fail func(error)) {
+func (l *Log) watchEpoch(ctx context.Context, epoch string, fail func(error)) {
 	t := time.NewTicker(l.epochCheck)
 	defer t.Stop()
 	for {
@@ -96,7 +104,7 @@ func (l *Log) watchEpoch(ctx context.Context, fail func(error)) {
 			return
 		case <-t.C:
 		}
-		if err := l.checkEpoch(ctx); errors.Is(err, errEpoch) {
+		if err := l.checkEpoch(ctx, epoch); errors.Is(err, errEpoch) {
 			fail(err)
 			return
 		}
@@ -105,9 +113,9 @@ func (l *Log) watchEpoch(ctx context.Context, fail func(error)) {
 
 var errEpoch = fmt.Errorf("%w: log stream was recreated", hub.ErrUnavailable)
 
-// checkEpoch returns an error wrapping errEpoch if the log stream is gone or has another
-// epoch, or another error if NATS could not say.
-func (l *Log) checkEpoch(ctx context.Context) error {
+// checkEpoch returns an error wrapping errEpoch if the log stream is gone or has an epoch other
+// than want, or another error if NATS could not say.
+func (l *Log) checkEpoch(ctx context.Context, want string) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	s, err := l.js.Stream(cctx, l.stream)
@@ -117,8 +125,8 @@ func (l *Log) checkEpoch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: check epoch: %w", mapErr(err))
 	}
-	if got := streamEpoch(s.CachedInfo().Config); got != l.Epoch() {
-		return fmt.Errorf("jetstream: %w: epoch %q, was %q", errEpoch, got, l.Epoch())
+	if got := streamEpoch(s.CachedInfo().Config); got != want {
+		return fmt.Errorf("jetstream: %w: epoch %q, was %q", errEpoch, got, want)
 	}
 	return nil
 }
